@@ -1,0 +1,122 @@
+r"""The course project's initial DCGAN on CIFAR-10, exactly as the seed built it.
+
+The seed is a Keras DCGAN adapted from Fashion-MNIST to 32x32x3 CIFAR-10:
+
+  G: Dense(4*4*256, no bias) -> BN -> LeakyReLU(0.3) -> reshape 4x4x256
+     -> ConvT(128, 5x5, /2) -> BN -> LeakyReLU(0.3) -> ConvT(64) -> BN -> LeakyReLU(0.3)
+     -> ConvT(3) -> tanh                      (1,446,976 trainable + 8,576 BN statistics)
+  D: Conv(64, 5x5, /2) -> LeakyReLU(0.3) -> Dropout(0.3) -> Conv(128) -> LeakyReLU(0.3)
+     -> Dropout(0.3) -> flatten -> Dense(1) logit                  (217,985 parameters)
+
+Non-saturating BCE losses, Adam(1e-4) for both networks, updated simultaneously from one
+forward pass, batch 256, z ~ N(0, I) in 100 dimensions, 200 epochs; Keras' initialisers
+(Glorot-uniform kernels, zero biases) and BatchNorm (epsilon 1e-3, momentum 0.99).
+
+Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
+
+  python train.py --config configs/baseline.py --workdir runs/baseline
+  python train.py --config configs/baseline.py:smoke --workdir /tmp/smoke   # CPU, seconds
+
+Expect: on a 2-core CPU ~40 s an epoch at the img/s the README reports; grids show
+coloured blobs after one epoch and object-like shapes after tens of epochs.
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  """Returns the baseline config; `variant='smoke'` gives a tiny CPU run."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # Every random number of a run (init, noise, dropout, shuffling) comes from it.
+
+  config.data = ml_collections.ConfigDict()
+  # 'auto': a local copy when `dir` or $GAN_CIFAR10_DIR names one (its format detected
+  # from the files), TFDS otherwise. Or one of 'tfds', 'binary' (cifar-10-batches-bin),
+  # 'python' (cifar-10-batches-py).
+  config.data.source = 'auto'
+  config.data.dir = ''            # Local copy; '' reads $GAN_CIFAR10_DIR.
+  config.data.tfds_data_dir = ''  # TFDS data_dir; '' uses TFDS' default (~/tensorflow_datasets).
+  config.data.split = 'train'
+  config.data.num_examples = 0    # Use only the first N examples (0: all); smoke runs use few.
+  # Keep the uint8 dataset on the accelerator and gather each batch there (CIFAR-10 is
+  # 150 MB); False gathers batches on the host and copies each one over.
+  config.data.on_device = True
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'dcgan'     # Registry key in gan.models.DESIGNS.
+  config.model.latent_dim = 100
+  # Keras BatchNormalization defaults: running = 0.99 * running + 0.01 * batch.
+  config.model.bn_momentum = 0.99
+  config.model.bn_epsilon = 1e-3
+  # 'subpixel'/'space_to_depth' compute the same function as Flax's ConvTranspose/Conv
+  # with the same parameters, without zero-dilated convolutions, which XLA:CPU runs 10-20x
+  # slower (jax-ml/jax#23783). 'flax' uses nn.ConvTranspose / nn.Conv.
+  config.model.conv_transpose_impl = 'subpixel'
+  config.model.strided_conv_impl = 'space_to_depth'
+  config.model.compute_dtype = 'float32'  # 'bfloat16' on GPU/TPU; parameters stay float32.
+
+  config.model.G = ml_collections.ConfigDict()
+  config.model.G.base_size = 4              # Dense output is base_size^2 * base_channels,
+  config.model.G.base_channels = 256        # reshaped to [base_size, base_size, channels].
+  config.model.G.channels = (128, 64)       # Hidden ConvTranspose widths, each doubling the size.
+  config.model.G.out_channels = 3           # The last ConvTranspose, then tanh.
+  config.model.G.kernel_size = 5
+  config.model.G.activation = 'leaky_relu'  # 'leaky_relu' or 'relu'.
+  config.model.G.leaky_slope = 0.3          # Keras' LeakyReLU default alpha.
+
+  config.model.D = ml_collections.ConfigDict()
+  config.model.D.channels = (64, 128)       # Stride-2 convolutions.
+  config.model.D.batch_norm = (False, False)  # BatchNorm after each convolution or not.
+  config.model.D.kernel_size = 5
+  config.model.D.activation = 'leaky_relu'
+  config.model.D.leaky_slope = 0.3
+  config.model.D.dropout = 0.3              # After each activation; 0 disables.
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.name = 'non_saturating'  # G minimises BCE(1, D(G(z))); D minimises BCE(1, real) + BCE(0, fake).
+
+  config.optim = ml_collections.ConfigDict()
+  for net in ('G', 'D'):
+    config.optim[net] = ml_collections.ConfigDict()
+    config.optim[net].name = 'adam'
+    config.optim[net].learning_rate = 1e-4
+    config.optim[net].b1 = 0.9
+    config.optim[net].b2 = 0.999
+    config.optim[net].eps = 1e-7  # Keras' Adam epsilon (optax defaults to 1e-8).
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 256   # Global batch, split over all devices; the last partial
+                                  # batch of an epoch is dropped (195 steps an epoch).
+  config.train.num_epochs = 200
+  # 'simultaneous': the seed's step, G and D updated from one forward pass (two tapes).
+  # 'alternating': a D step, then a G step on fresh noise against the updated D.
+  config.train.update_rule = 'simultaneous'
+  config.train.log_every_steps = 50  # Host sync period: metrics of every step are written then.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.grid_size = 8          # Fixed-noise grid of grid_size^2 samples, every epoch.
+  config.eval.gif_fps = 4
+  config.eval.curve_smoothing = 0.98  # EMA factor of the trend lines in curves.png.
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_epochs = 1
+  config.checkpoint.max_to_keep = 2
+
+  config.log = ml_collections.ConfigDict()
+  config.log.tensorboard = True
+  config.log.progress_bar = True
+
+  if variant == 'smoke':
+    apply_smoke(config)
+  elif variant:
+    raise ValueError(f"Unknown config variant {variant!r}; use '' or 'smoke'.")
+  return config
+
+
+def apply_smoke(config: ml_collections.ConfigDict) -> None:
+  """Tiny data and steps, same networks: runs end to end on a CPU in seconds."""
+  config.data.num_examples = 96
+  config.train.batch_size = 16
+  config.train.num_epochs = 2
+  config.train.log_every_steps = 2
+  config.eval.grid_size = 4

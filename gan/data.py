@@ -1,0 +1,203 @@
+"""CIFAR-10 as uint8 arrays, from TFDS or a local copy, and the batch order of each epoch.
+
+Sources (`config.data.source`):
+  'tfds'    tfds.data_source('cifar10'): works without TensorFlow once the dataset is
+            prepared; preparing (downloading) it needs TensorFlow and internet.
+  'binary'  a `cifar-10-batches-bin` folder (the official binary version, the archive
+            TFDS itself downloads): data_batch_{1..5}.bin, test_batch.bin.
+  'python'  a `cifar-10-batches-py` folder (as Keras and torchvision cache it), read with
+            an unpickler that admits numpy arrays and plain builtins only.
+  'auto'    the local copy in `config.data.dir` or $GAN_CIFAR10_DIR if either is set (its
+            format told by its files), TFDS otherwise.
+
+Every reader returns images [N, 32, 32, 3] uint8 and labels [N] int32 in the official
+order, or raises `DataError` naming the path and what was expected.
+"""
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+ENV_DIR = 'GAN_CIFAR10_DIR'
+IMAGE_SHAPE = (32, 32, 3)
+NUM_CLASSES = 10
+_RECORD_BYTES = 1 + 32 * 32 * 3  # One label byte, then the R, G and B planes.
+_SPLIT_FILES = {
+    'train': [f'data_batch_{i}' for i in range(1, 6)],
+    'test': ['test_batch'],
+}
+
+
+class DataError(ValueError):
+  """Missing, truncated or malformed data; the message names the path."""
+
+
+def to_float(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1], the range of G's tanh output."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+  """The order of the examples in `epoch`: a function of (seed, epoch) alone, so a run
+  resumed mid-epoch sees the same batches as an uninterrupted one."""
+  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def _split_files(split: str) -> list[str]:
+  if split not in _SPLIT_FILES:
+    raise DataError(f"Unknown CIFAR-10 split {split!r}; use 'train' or 'test'.")
+  return _SPLIT_FILES[split]
+
+
+def _check(images: np.ndarray, labels: np.ndarray, path) -> None:
+  if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+    raise DataError(f'{path}: expected uint8 images of shape [N, 32, 32, 3], got '
+                    f'{images.dtype} {images.shape}.')
+  if labels.shape != (images.shape[0],):
+    raise DataError(f'{path}: expected one label per image ({images.shape[0]}), got '
+                    f'labels of shape {labels.shape}.')
+  if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+    raise DataError(f'{path}: labels must be in 0..9, found {labels.min()}..{labels.max()}; '
+                    f'the file is corrupt or not CIFAR-10.')
+
+
+def read_binary(directory: str | Path, split: str = 'train') -> tuple[np.ndarray, np.ndarray]:
+  """Reads the official binary version: records of 1 label byte + 3072 pixel bytes."""
+  directory = Path(directory)
+  images, labels = [], []
+  for name in _split_files(split):
+    path = directory / f'{name}.bin'
+    if not path.is_file():
+      raise DataError(f'{path}: missing; a cifar-10-batches-bin folder holds '
+                      f'data_batch_1.bin ... data_batch_5.bin and test_batch.bin.')
+    raw = np.fromfile(path, np.uint8)
+    if raw.size == 0 or raw.size % _RECORD_BYTES:
+      raise DataError(f'{path}: {raw.size} bytes is not a whole number of {_RECORD_BYTES}-byte '
+                      f'records (1 label + 32*32*3 pixels); the file is truncated or not '
+                      f'CIFAR-10 binary.')
+    records = raw.reshape(-1, _RECORD_BYTES)
+    labels.append(records[:, 0].astype(np.int32))
+    images.append(records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    _check(images[-1], labels[-1], path)
+  return np.concatenate(images), np.concatenate(labels)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+  """Admits numpy arrays and plain builtins only: a pickle naming anything else (os.system,
+  builtins.eval, ...) is refused before it can run."""
+  _ALLOWED = {
+      ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+      ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+      ('numpy', 'ndarray'), ('numpy', 'dtype'),
+      ('_codecs', 'encode'),  # How protocol 2 stores bytes on Python 3.
+  } | {('builtins', name) for name in
+       ('list', 'dict', 'tuple', 'set', 'frozenset', 'bytes', 'bytearray', 'str', 'int',
+        'float', 'bool', 'complex')} | {('__builtin__', 'list'), ('__builtin__', 'dict')}
+
+  def find_class(self, module, name):
+    if (module, name) not in self._ALLOWED:
+      raise pickle.UnpicklingError(f'refusing to load {module}.{name}: a CIFAR-10 batch '
+                                   f'holds only numpy arrays and builtins.')
+    return super().find_class(module, name)
+
+
+def _unpickle_batch(path: Path) -> dict:
+  try:
+    batch = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding='bytes').load()
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+    raise DataError(f'{path}: not a readable CIFAR-10 python batch ({error}).') from error
+  if not isinstance(batch, dict):
+    raise DataError(f'{path}: expected a dict with data and labels, got {type(batch).__name__}.')
+  # Batches pickled by Python 2 have bytes keys; ones written by Python 3 may have str.
+  return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+
+
+def read_python(directory: str | Path, split: str = 'train') -> tuple[np.ndarray, np.ndarray]:
+  """Reads the official python version: pickled dicts of data [N, 3072] and labels."""
+  directory = Path(directory)
+  images, labels = [], []
+  for name in _split_files(split):
+    path = directory / name
+    if not path.is_file():
+      raise DataError(f'{path}: missing; a cifar-10-batches-py folder holds '
+                      f'data_batch_1 ... data_batch_5 and test_batch.')
+    batch = _unpickle_batch(path)
+    if 'data' not in batch or 'labels' not in batch:
+      raise DataError(f'{path}: expected keys data and labels, found {sorted(batch)}.')
+    pixels = np.asarray(batch['data'])
+    if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != 3072:
+      raise DataError(f'{path}: expected data of uint8 [N, 3072], got {pixels.dtype} '
+                      f'{pixels.shape}; the file is truncated or not CIFAR-10.')
+    images.append(pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    labels.append(np.asarray(batch['labels'], np.int32))
+    _check(images[-1], labels[-1], path)
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def read_tfds(split: str = 'train', data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Reads TFDS' cifar10 through `tfds.data_source` (random access, no TensorFlow)."""
+  import tensorflow_datasets as tfds  # Slow to import; only this source needs it.
+  try:
+    source = tfds.data_source('cifar10', split=split, data_dir=data_dir or None)
+  except Exception as error:
+    raise DataError(
+        f'TFDS could not provide cifar10 (data_dir={data_dir or "TFDS default"}): {error}\n'
+        f'Preparing it needs TensorFlow and internet; or point {ENV_DIR} (or '
+        f'config.data.dir) at a local cifar-10-batches-bin or cifar-10-batches-py '
+        f'folder.') from error
+  records = source.__getitems__(range(len(source)))
+  images = np.stack([np.asarray(r['image'], np.uint8) for r in records])
+  labels = np.asarray([r['label'] for r in records], np.int32)
+  _check(images, labels, f'tfds:cifar10/{split}')
+  return images, labels
+
+
+def detect_format(directory: str | Path) -> tuple[str, Path]:
+  """('binary' | 'python', folder) for a folder holding a CIFAR-10 copy or its parent."""
+  directory = Path(directory)
+  if not directory.is_dir():
+    raise DataError(f'{directory}: no such folder; expected a cifar-10-batches-bin or '
+                    f'cifar-10-batches-py folder (or one holding either).')
+  for folder in (directory, directory / 'cifar-10-batches-bin', directory / 'cifar-10-batches-py'):
+    if (folder / 'data_batch_1.bin').is_file():
+      return 'binary', folder
+    if (folder / 'data_batch_1').is_file():
+      return 'python', folder
+  raise DataError(f'{directory}: holds no CIFAR-10 copy; expected data_batch_1.bin '
+                  f'(binary version) or data_batch_1 (python version) in it or in a '
+                  f'cifar-10-batches-bin / cifar-10-batches-py folder under it.')
+
+
+def load(data_config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """(images uint8 [N, 32, 32, 3], labels int32 [N]) as `config.data` selects."""
+  source = data_config.source
+  directory = data_config.dir or os.environ.get(ENV_DIR, '')
+  if source == 'auto':
+    source = 'local' if directory else 'tfds'
+  if source == 'tfds':
+    images, labels = read_tfds(data_config.split, data_config.tfds_data_dir)
+  elif source in ('local', 'binary', 'python'):
+    if not directory:
+      raise DataError(f'config.data.source={source!r} needs a folder: set config.data.dir '
+                      f'or ${ENV_DIR}.')
+    found, folder = detect_format(directory)
+    if source != 'local' and found != source:
+      raise DataError(f'{directory}: config.data.source={source!r} but the folder holds the '
+                      f'{found} version of CIFAR-10.')
+    reader = read_binary if found == 'binary' else read_python
+    images, labels = reader(folder, data_config.split)
+  else:
+    raise DataError(f"Unknown config.data.source={source!r}; use 'auto', 'tfds', 'binary' "
+                    f"or 'python'.")
+  if data_config.num_examples:
+    if data_config.num_examples > len(images):
+      raise DataError(f'config.data.num_examples={data_config.num_examples} exceeds the '
+                      f'{len(images)} examples of the {data_config.split} split.')
+    images, labels = images[:data_config.num_examples], labels[:data_config.num_examples]
+  return images, labels

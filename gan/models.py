@@ -1,0 +1,157 @@
+"""Generator and discriminator, built from `config.model`.
+
+Both are pure Flax linen modules: `G.apply(variables, z, train=...)` and
+`D.apply(variables, images, train=...)`. BatchNorm statistics live in the `batch_stats`
+collection (updated when `train=True` and the collection is mutable); dropout draws from
+the `dropout` rng stream. Initialisation follows Keras: Glorot-uniform kernels, zero
+biases, BatchNorm scale 1 and offset 0.
+"""
+
+import functools
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from gan import layers
+
+Array = jax.Array
+
+
+def activation_fn(name: str, leaky_slope: float) -> Callable[[Array], Array]:
+  if name == 'relu':
+    return nn.relu
+  if name == 'leaky_relu':
+    return functools.partial(nn.leaky_relu, negative_slope=leaky_slope)
+  raise ValueError(f"Unknown activation {name!r}; use 'relu' or 'leaky_relu'.")
+
+
+def conv_transpose_layer(impl: str) -> Callable[..., nn.Module]:
+  """A SAME, square-kernel ConvTranspose constructor: (features, kernel, stride, ...)."""
+  if impl == 'subpixel':
+    return layers.SubPixelConvTranspose
+  if impl == 'flax':
+    return lambda features, kernel_size, strides, **kw: nn.ConvTranspose(
+        features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
+        kernel_init=layers.glorot_uniform, **kw)
+  raise ValueError(f"Unknown conv_transpose_impl {impl!r}; use 'subpixel' or 'flax'.")
+
+
+def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
+  """A SAME, square-kernel strided Conv constructor: (features, kernel, stride, ...)."""
+  if impl == 'space_to_depth':
+    return layers.SpaceToDepthConv
+  if impl == 'flax':
+    return lambda features, kernel_size, strides, **kw: nn.Conv(
+        features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
+        kernel_init=layers.glorot_uniform, **kw)
+  raise ValueError(f"Unknown strided_conv_impl {impl!r}; use 'space_to_depth' or 'flax'.")
+
+
+class DCGANGenerator(nn.Module):
+  """z [N, latent] -> Dense -> BN -> act -> [N, b, b, C] -> (ConvT/2 -> BN -> act)* -> ConvT/2 -> tanh."""
+  base_size: int
+  base_channels: int
+  channels: tuple[int, ...]
+  out_channels: int
+  kernel_size: int
+  activation: str
+  leaky_slope: float
+  bn_momentum: float
+  bn_epsilon: float
+  conv_transpose_impl: str
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: Array, train: bool) -> Array:
+    act = activation_fn(self.activation, self.leaky_slope)
+    conv_transpose = conv_transpose_layer(self.conv_transpose_impl)
+    batch_norm = functools.partial(
+        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+        epsilon=self.bn_epsilon, dtype=self.dtype)
+
+    x = nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
+                 kernel_init=layers.glorot_uniform, dtype=self.dtype)(z)
+    x = act(batch_norm()(x))
+    x = x.reshape(z.shape[0], self.base_size, self.base_size, self.base_channels)
+    for features in self.channels:
+      x = conv_transpose(features, self.kernel_size, 2, use_bias=False, dtype=self.dtype)(x)
+      x = act(batch_norm()(x))
+    x = conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
+                       dtype=self.dtype)(x)
+    # The image leaves G in float32 whatever the compute dtype: D and the sample grids
+    # expect [-1, 1] float32.
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+class DCGANDiscriminator(nn.Module):
+  """images [N, H, W, 3] in [-1, 1] -> (Conv/2 -> [BN] -> act -> [Dropout])* -> Dense(1) logit [N]."""
+  channels: tuple[int, ...]
+  batch_norm: tuple[bool, ...]
+  kernel_size: int
+  activation: str
+  leaky_slope: float
+  dropout: float
+  bn_momentum: float
+  bn_epsilon: float
+  strided_conv_impl: str
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: Array, train: bool) -> Array:
+    act = activation_fn(self.activation, self.leaky_slope)
+    conv = strided_conv_layer(self.strided_conv_impl)
+    x = images
+    for features, use_bn in zip(self.channels, self.batch_norm, strict=True):
+      x = conv(features, self.kernel_size, 2, dtype=self.dtype)(x)
+      if use_bn:
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         epsilon=self.bn_epsilon, dtype=self.dtype)(x)
+      x = act(x)
+      if self.dropout > 0:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = x.reshape(x.shape[0], -1)
+    logits = nn.Dense(1, kernel_init=layers.glorot_uniform, dtype=self.dtype)(x)
+    return logits[:, 0].astype(jnp.float32)
+
+
+def build_dcgan(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+  model = config.model
+  dtype = jnp.dtype(model.compute_dtype)
+  generator = DCGANGenerator(
+      base_size=model.G.base_size, base_channels=model.G.base_channels,
+      channels=tuple(model.G.channels), out_channels=model.G.out_channels,
+      kernel_size=model.G.kernel_size, activation=model.G.activation,
+      leaky_slope=model.G.leaky_slope, bn_momentum=model.bn_momentum,
+      bn_epsilon=model.bn_epsilon, conv_transpose_impl=model.conv_transpose_impl,
+      dtype=dtype)
+  discriminator = DCGANDiscriminator(
+      channels=tuple(model.D.channels), batch_norm=tuple(model.D.batch_norm),
+      kernel_size=model.D.kernel_size, activation=model.D.activation,
+      leaky_slope=model.D.leaky_slope, dropout=model.D.dropout,
+      bn_momentum=model.bn_momentum, bn_epsilon=model.bn_epsilon,
+      strided_conv_impl=model.strided_conv_impl, dtype=dtype)
+  return generator, discriminator
+
+
+# Architecture families by `config.model.name`; the seed's two designs are both 'dcgan'
+# with different settings. A new design registers its builder here.
+DESIGNS: dict[str, Callable[[ml_collections.ConfigDict], tuple[nn.Module, nn.Module]]] = {
+    'dcgan': build_dcgan,
+}
+
+
+def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) for `config.model.name`."""
+  if config.model.name not in DESIGNS:
+    raise ValueError(f'Unknown design config.model.name={config.model.name!r}; '
+                     f'known: {sorted(DESIGNS)}.')
+  return DESIGNS[config.model.name](config)
+
+
+def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """[H, W, C] of G's output: each ConvTranspose doubles the base size."""
+  size = config.model.G.base_size * 2 ** (len(config.model.G.channels) + 1)
+  return size, size, config.model.G.out_channels

@@ -1,0 +1,81 @@
+"""Training state: one optax TrainState per network, and the GAN state holding both.
+
+The GAN state is a pytree, so it is jitted, sharded, donated and checkpointed as a whole.
+"""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+
+from gan import models
+
+
+class NetState(train_state.TrainState):
+  """Parameters, optimizer state and update count of one network.
+
+  Attributes:
+    batch_stats: BatchNorm running means and variances (Keras' "non-trainable"
+      weights); an empty dict for a network without BatchNorm.
+  """
+  batch_stats: Any
+
+
+@flax.struct.dataclass
+class GANState:
+  """Everything a run needs to continue bit-exactly.
+
+  Attributes:
+    g: generator state.
+    d: discriminator state.
+    step: number of train steps done (the global step; one step updates both nets).
+    key: the run's base PRNG key (uint32[2]); step t draws from fold_in(key, t), so a
+      resumed run draws the same numbers as an uninterrupted one.
+  """
+  g: NetState
+  d: NetState
+  step: jax.Array
+  key: jax.Array
+
+
+def rng_streams(seed: int) -> dict[str, jax.Array]:
+  """The run's independent PRNG keys, all from `config.seed`.
+
+  'init': parameter initialisation; 'train': per-step noise and dropout (stored in the
+  state); 'samples': the fixed noise of the sample grids. Data order uses numpy seeded
+  by (seed, epoch), see gan.data.epoch_permutation.
+  """
+  init, train, samples = jax.random.split(jax.random.PRNGKey(seed), 3)
+  return {'init': init, 'train': train, 'samples': samples}
+
+
+def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  if optim.name == 'adam':
+    return optax.adam(optim.learning_rate, b1=optim.b1, b2=optim.b2, eps=optim.eps)
+  raise ValueError(f"Unknown optimizer {optim.name!r}; use 'adam'.")
+
+
+def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
+                 discriminator: nn.Module) -> GANState:
+  """Initial state from `config.seed`; pure, so it can run under `jax.jit`."""
+  streams = rng_streams(config.seed)
+  g_key, d_key = jax.random.split(streams['init'])
+  batch = 2  # BatchNorm needs a batch axis; parameter shapes do not depend on it.
+  z = jnp.zeros((batch, config.model.latent_dim), jnp.float32)
+  g_vars = generator.init(g_key, z, train=False)
+  images = jnp.zeros((batch, *models.image_shape(config)), jnp.float32)
+  d_vars = discriminator.init(d_key, images, train=False)
+
+  def net_state(module, variables, optim):
+    return NetState.create(apply_fn=module.apply, params=variables['params'],
+                           tx=make_optimizer(optim),
+                           batch_stats=variables.get('batch_stats', {}))
+
+  return GANState(g=net_state(generator, g_vars, config.optim.G),
+                  d=net_state(discriminator, d_vars, config.optim.D),
+                  step=jnp.zeros((), jnp.int32), key=streams['train'])

@@ -1,0 +1,106 @@
+"""Pictures of a run: sample grids (PNG), the progress GIF and the training curves.
+
+Leaf module: it reads arrays and files and knows nothing of models or training.
+"""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import imageio.v3 as iio
+import matplotlib
+
+matplotlib.use('Agg')  # Headless: runs write files, never open windows.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] float -> [0, 255] uint8, rounded: the quantisation FID uses too."""
+  return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:
+  """[N, H, W, C] uint8 -> one [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image, white gaps."""
+  n, h, w, c = images.shape
+  cols = -(-n // rows)
+  canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+  for i, image in enumerate(images):
+    r, q = divmod(i, cols)
+    canvas[pad + r * (h + pad):pad + r * (h + pad) + h,
+           pad + q * (w + pad):pad + q * (w + pad) + w] = image
+  return canvas
+
+
+def save_grid(images: np.ndarray, path: str | Path, rows: int) -> None:
+  """Saves [N, H, W, 3] images in [-1, 1] as a PNG grid with `rows` rows."""
+  iio.imwrite(path, grid(to_uint8(images), rows))
+
+
+def _labelled_frame(path: Path, label: str, scale: int) -> np.ndarray:
+  image = Image.open(path).convert('RGB')
+  image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+  frame = Image.new('RGB', (image.width, image.height + 16), 'white')
+  frame.paste(image, (0, 16))
+  ImageDraw.Draw(frame).text((4, 2), label, fill='black')
+  return np.asarray(frame)
+
+
+def make_gif(frames: Sequence[tuple[str, Path]], path: str | Path, fps: float,
+             scale: int = 2) -> None:
+  """GIF of (label, png path) frames, each label drawn above its picture; the last frame
+  is held three times as long so the final quality is visible."""
+  if not frames:
+    raise ValueError('make_gif needs at least one frame.')
+  images = [_labelled_frame(Path(p), label, scale) for label, p in frames]
+  durations = [1000 / fps] * len(images)
+  durations[-1] *= 3
+  iio.imwrite(path, np.stack(images), duration=durations, loop=0)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+  """The JSON lines of a metrics file, in order."""
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def smooth(values: np.ndarray, factor: float) -> np.ndarray:
+  """Bias-corrected exponential moving average (TensorBoard's smoothing)."""
+  out, avg = np.empty(len(values)), 0.0
+  for i, v in enumerate(values):
+    avg = factor * avg + (1 - factor) * v
+    out[i] = avg / (1 - factor ** (i + 1))
+  return out
+
+
+def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> None:
+  """curves.png: G and D loss, and D's accuracy on real and fake images, against epoch.
+
+  Raw values are drawn faint, their smoothed trend solid; the dashed line at 0.5 is where
+  D's accuracy on fakes sits once it cannot tell them from real images.
+  """
+  steps = [r for r in records if 'G/loss' in r]
+  if not steps:
+    raise ValueError(f'No training steps to plot in {path}.')
+  epoch = np.array([r['epoch'] for r in steps])
+  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+  for key, color in (('G/loss', 'tab:blue'), ('D/loss', 'tab:red')):
+    values = np.array([r[key] for r in steps])
+    ax_loss.plot(epoch, values, color=color, alpha=0.25, linewidth=0.7)
+    ax_loss.plot(epoch, smooth(values, smoothing), color=color, label=key)
+  ax_loss.set(xlabel='epoch', ylabel='loss', title='Losses')
+  ax_loss.legend()
+  for key, color in (('D/acc_real', 'tab:green'), ('D/acc_fake', 'tab:purple')):
+    values = np.array([r[key] for r in steps])
+    ax_acc.plot(epoch, values, color=color, alpha=0.25, linewidth=0.7)
+    ax_acc.plot(epoch, smooth(values, smoothing), color=color, label=f'{key} (trend)')
+  ax_acc.axhline(0.5, color='black', linestyle='--', linewidth=1, label='0.5')
+  ax_acc.set(xlabel='epoch', ylabel='accuracy', ylim=(-0.02, 1.02),
+             title='D accuracy (probability > 0.5 means "real")')
+  ax_acc.legend(loc='lower left')
+  for ax in (ax_loss, ax_acc):
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
