@@ -7,7 +7,7 @@ r"""Trains a GAN on CIFAR-10.
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan import loop
@@ -21,6 +21,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -151,26 +151,27 @@ def read_tfds(split: str = 'train', data_dir: str | None = None) -> tuple[np.nda
         f'Preparing it needs TensorFlow and internet; or point {ENV_DIR} (or '
         f'config.data.dir) at a local cifar-10-batches-bin or cifar-10-batches-py '
         f'folder.') from error
-  records = source.__getitems__(range(len(source)))
+  records = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(r['image'], np.uint8) for r in records])
   labels = np.asarray([r['label'] for r in records], np.int32)
   _check(images, labels, f'tfds:cifar10/{split}')
   return images, labels
 
 
-def detect_format(directory: str | Path) -> tuple[str, Path]:
+def detect_format(directory: str | Path, split: str = 'train') -> tuple[str, Path]:
   """('binary' | 'python', folder) for a folder holding a CIFAR-10 copy or its parent."""
   directory = Path(directory)
+  first = _split_files(split)[0]
   if not directory.is_dir():
     raise DataError(f'{directory}: no such folder; expected a cifar-10-batches-bin or '
                     f'cifar-10-batches-py folder (or one holding either).')
   for folder in (directory, directory / 'cifar-10-batches-bin', directory / 'cifar-10-batches-py'):
-    if (folder / 'data_batch_1.bin').is_file():
+    if (folder / f'{first}.bin').is_file():
       return 'binary', folder
-    if (folder / 'data_batch_1').is_file():
+    if (folder / first).is_file():
       return 'python', folder
-  raise DataError(f'{directory}: holds no CIFAR-10 copy; expected data_batch_1.bin '
-                  f'(binary version) or data_batch_1 (python version) in it or in a '
+  raise DataError(f'{directory}: holds no CIFAR-10 {split} split; expected {first}.bin '
+                  f'(binary version) or {first} (python version) in it or in a '
                   f'cifar-10-batches-bin / cifar-10-batches-py folder under it.')
 
 
@@ -186,7 +187,7 @@ def load(data_config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray
     if not directory:
       raise DataError(f'config.data.source={source!r} needs a folder: set config.data.dir '
                       f'or ${ENV_DIR}.')
-    found, folder = detect_format(directory)
+    found, folder = detect_format(directory, data_config.split)
     if source != 'local' and found != source:
       raise DataError(f'{directory}: config.data.source={source!r} but the folder holds the '
                       f'{found} version of CIFAR-10.')

@@ -76,11 +76,14 @@ class DCGANGenerator(nn.Module):
                  kernel_init=layers.glorot_uniform, dtype=self.dtype)(z)
     x = act(batch_norm()(x))
     x = x.reshape(z.shape[0], self.base_size, self.base_size, self.base_channels)
-    for features in self.channels:
-      x = conv_transpose(features, self.kernel_size, 2, use_bias=False, dtype=self.dtype)(x)
+    # Layers are named by role, not by implementation, so 'subpixel' and 'flax' runs
+    # share one parameter tree (and checkpoints).
+    for i, features in enumerate(self.channels):
+      x = conv_transpose(features, self.kernel_size, 2, use_bias=False, dtype=self.dtype,
+                         name=f'ConvTranspose_{i}')(x)
       x = act(batch_norm()(x))
     x = conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
-                       dtype=self.dtype)(x)
+                       dtype=self.dtype, name=f'ConvTranspose_{len(self.channels)}')(x)
     # The image leaves G in float32 whatever the compute dtype: D and the sample grids
     # expect [-1, 1] float32.
     return jnp.tanh(x).astype(jnp.float32)
@@ -104,8 +107,8 @@ class DCGANDiscriminator(nn.Module):
     act = activation_fn(self.activation, self.leaky_slope)
     conv = strided_conv_layer(self.strided_conv_impl)
     x = images
-    for features, use_bn in zip(self.channels, self.batch_norm, strict=True):
-      x = conv(features, self.kernel_size, 2, dtype=self.dtype)(x)
+    for i, (features, use_bn) in enumerate(zip(self.channels, self.batch_norm, strict=True)):
+      x = conv(features, self.kernel_size, 2, dtype=self.dtype, name=f'Conv_{i}')(x)
       if use_bn:
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          epsilon=self.bn_epsilon, dtype=self.dtype)(x)

@@ -8,7 +8,6 @@ so a sharded step computes what a one-device step computes.
 
 from collections.abc import Callable
 
-import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -33,111 +32,158 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def _variables(net: NetState, params) -> dict:
-  return {'params': params, 'batch_stats': net.batch_stats}
+def _step_keys(state: GANState) -> dict[str, Array]:
+  """This step's independent keys: fold_in(key, step), so a resumed run draws the same."""
+  names = ('z', 'z_g', 'dropout_d', 'dropout_g')
+  return dict(zip(names, jax.random.split(jax.random.fold_in(state.key, state.step), len(names))))
+
+
+class _Networks:
+  """G and D applied in train mode, and the losses: the pieces every step is made of."""
+
+  def __init__(self, config: ml_collections.ConfigDict, generator: nn.Module,
+               discriminator: nn.Module):
+    self.generator, self.discriminator = generator, discriminator
+    self.g_loss_fn, self.d_loss_fn = losses.LOSSES[config.loss.name]
+    self.latent_dim = config.model.latent_dim
+
+  def noise(self, key: Array, batch_size: int) -> Array:
+    return jax.random.normal(key, (batch_size, self.latent_dim))
+
+  def generate(self, g: NetState, params, z: Array) -> tuple[Array, dict]:
+    """(fake images [N, 32, 32, 3], G's updated batch_stats)."""
+    fake, updates = self.generator.apply({'params': params, 'batch_stats': g.batch_stats}, z,
+                                         train=True, mutable=['batch_stats'])
+    return fake, updates['batch_stats']
+
+  def discriminate(self, params, batch_stats, images: Array, key: Array) -> tuple[Array, dict]:
+    """(logits [N], D's updated batch_stats)."""
+    logits, updates = self.discriminator.apply(
+        {'params': params, 'batch_stats': batch_stats}, images, train=True,
+        mutable=['batch_stats'], rngs={'dropout': key})
+    return logits, updates['batch_stats']
+
+  def d_forward(self, d: NetState, params, real: Array, fake: Array, key: Array):
+    """Real then fake through D, its statistics updated in that order (as Keras does)."""
+    real_key, fake_key = jax.random.split(key)
+    real_logits, stats = self.discriminate(params, d.batch_stats, real, real_key)
+    fake_logits, stats = self.discriminate(params, stats, fake, fake_key)
+    return real_logits, fake_logits, stats
 
 
 def _apply_grads(net: NetState, grads, batch_stats) -> NetState:
   return net.apply_gradients(grads=grads, batch_stats=batch_stats)
 
 
-def make_step_fn(config: ml_collections.ConfigDict, generator: nn.Module,
-                 discriminator: nn.Module) -> TrainStep:
-  """The uncompiled step for `config.train.update_rule` ('simultaneous' or 'alternating')."""
-  g_loss_fn, d_loss_fn = losses.LOSSES[config.loss.name]
-  latent_dim = config.model.latent_dim
+def _d_metrics(d_loss, real_logits, fake_logits, d_grads) -> Metrics:
+  return {'D/loss': d_loss, 'D/acc_real': losses.accuracy_real(real_logits),
+          'D/acc_fake': losses.accuracy_fake(fake_logits),
+          'D/grad_norm': optax.tree.norm(d_grads)}
 
-  def generate(g: NetState, params, z):
-    """G in train mode: (fake images, G's updated batch_stats)."""
-    fake, updates = generator.apply(_variables(g, params), z, train=True,
-                                    mutable=['batch_stats'])
-    return fake, updates['batch_stats']
 
-  def discriminate(d: NetState, params, batch_stats, images, key):
-    """D in train mode: (logits, D's updated batch_stats)."""
-    logits, updates = discriminator.apply(
-        {'params': params, 'batch_stats': batch_stats}, images, train=True,
-        mutable=['batch_stats'], rngs={'dropout': key})
-    return logits, updates['batch_stats']
+def _g_metrics(g_loss, g_grads) -> Metrics:
+  return {'G/loss': g_loss, 'G/grad_norm': optax.tree.norm(g_grads)}
 
-  def d_forward(d: NetState, params, real, fake, key):
-    """Real then fake through D, its statistics updated in that order (as Keras does)."""
-    real_key, fake_key = jax.random.split(key)
-    real_logits, stats = discriminate(d, params, d.batch_stats, real, real_key)
-    fake_logits, stats = discriminate(d, params, stats, fake, fake_key)
-    return real_logits, fake_logits, stats
 
-  def metrics_of(g_loss, d_loss, real_logits, fake_logits, g_grads, d_grads) -> Metrics:
-    return {
-        'G/loss': g_loss,
-        'D/loss': d_loss,
-        'D/acc_real': losses.accuracy_real(real_logits),
-        'D/acc_fake': losses.accuracy_fake(fake_logits),
-        'G/grad_norm': optax.global_norm(g_grads),
-        'D/grad_norm': optax.global_norm(d_grads),
-    }
+def make_simultaneous_step(config: ml_collections.ConfigDict, generator: nn.Module,
+                           discriminator: nn.Module) -> TrainStep:
+  """The seed's step: one forward pass, G's and D's gradients from their own losses."""
+  nets = _Networks(config, generator, discriminator)
 
-  def simultaneous_step(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
-    """The seed's step: one forward pass, G's and D's gradients from their own losses."""
+  def step(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
     real = data.to_float(batch)
-    z_key, d_key = jax.random.split(jax.random.fold_in(state.key, state.step))
-    z = jax.random.normal(z_key, (real.shape[0], latent_dim))
+    keys = _step_keys(state)
+    z = nets.noise(keys['z'], real.shape[0])
 
     def forward(g_params, d_params):
-      fake, g_stats = generate(state.g, g_params, z)
-      real_logits, fake_logits, d_stats = d_forward(state.d, d_params, real, fake, d_key)
+      fake, g_stats = nets.generate(state.g, g_params, z)
+      real_logits, fake_logits, d_stats = nets.d_forward(state.d, d_params, real, fake,
+                                                         keys['dropout_d'])
       aux = (real_logits, fake_logits, g_stats, d_stats)
-      return (g_loss_fn(fake_logits), d_loss_fn(real_logits, fake_logits)), aux
+      return (nets.g_loss_fn(fake_logits), nets.d_loss_fn(real_logits, fake_logits)), aux
 
     (g_loss, d_loss), pullback, aux = jax.vjp(forward, state.g.params, state.d.params,
                                               has_aux=True)
     real_logits, fake_logits, g_stats, d_stats = aux
     one, zero = jnp.ones_like(g_loss), jnp.zeros_like(g_loss)
-    g_grads, _ = pullback((one, zero))  # XLA drops the halves not used.
-    _, d_grads = pullback((zero, one))
+    g_grads, _ = pullback((one, zero))  # Two tapes of one forward pass; XLA drops the
+    _, d_grads = pullback((zero, one))  # halves of each pullback that go unused.
     new_state = state.replace(g=_apply_grads(state.g, g_grads, g_stats),
                               d=_apply_grads(state.d, d_grads, d_stats),
                               step=state.step + 1)
-    return new_state, metrics_of(g_loss, d_loss, real_logits, fake_logits, g_grads, d_grads)
+    return new_state, {**_g_metrics(g_loss, g_grads),
+                       **_d_metrics(d_loss, real_logits, fake_logits, d_grads)}
 
-  def alternating_step(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
-    """A D step on G(z1), then a G step on fresh G(z2) against the updated D.
+  return step
 
-    Each half changes only its own network, BatchNorm statistics included: the other
-    network runs in train mode (batch statistics) but its running averages are kept.
-    """
+
+def make_alternating_halves(config: ml_collections.ConfigDict, generator: nn.Module,
+                            discriminator: nn.Module) -> tuple[TrainStep, TrainStep]:
+  """(d_update, g_update): each changes only its own network, BatchNorm statistics too.
+
+  The other network runs in train mode (batch statistics), its running averages kept.
+  Neither advances `state.step`; `make_alternating_step` does, after both.
+  """
+  nets = _Networks(config, generator, discriminator)
+
+  def d_update(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
+    """A D step against G(z), G held fixed."""
     real = data.to_float(batch)
-    z1_key, z2_key, d_key, g_key = jax.random.split(
-        jax.random.fold_in(state.key, state.step), 4)
-    batch_size = real.shape[0]
-    fake, _ = generate(state.g, state.g.params, jax.random.normal(z1_key, (batch_size, latent_dim)))
+    keys = _step_keys(state)
+    fake, _ = nets.generate(state.g, state.g.params, nets.noise(keys['z'], real.shape[0]))
     fake = jax.lax.stop_gradient(fake)
 
-    def d_objective(d_params):
-      real_logits, fake_logits, d_stats = d_forward(state.d, d_params, real, fake, d_key)
-      return d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, d_stats)
+    def objective(d_params):
+      real_logits, fake_logits, d_stats = nets.d_forward(state.d, d_params, real, fake,
+                                                         keys['dropout_d'])
+      return nets.d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, d_stats)
 
     (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
-        d_objective, has_aux=True)(state.d.params)
-    d = _apply_grads(state.d, d_grads, d_stats)
+        objective, has_aux=True)(state.d.params)
+    return (state.replace(d=_apply_grads(state.d, d_grads, d_stats)),
+            _d_metrics(d_loss, real_logits, fake_logits, d_grads))
 
-    z2 = jax.random.normal(z2_key, (batch_size, latent_dim))
+  def g_update(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
+    """A G step on fresh noise against the current D, D held fixed."""
+    keys = _step_keys(state)
+    z = nets.noise(keys['z_g'], batch.shape[0])
 
-    def g_objective(g_params):
-      fake, g_stats = generate(state.g, g_params, z2)
-      fake_logits, _ = discriminate(d, d.params, d.batch_stats, fake, g_key)
-      return g_loss_fn(fake_logits), g_stats
+    def objective(g_params):
+      fake, g_stats = nets.generate(state.g, g_params, z)
+      fake_logits, _ = nets.discriminate(state.d.params, state.d.batch_stats, fake,
+                                         keys['dropout_g'])
+      return nets.g_loss_fn(fake_logits), g_stats
 
-    (g_loss, g_stats), g_grads = jax.value_and_grad(g_objective, has_aux=True)(state.g.params)
-    g = _apply_grads(state.g, g_grads, g_stats)
-    new_state = state.replace(g=g, d=d, step=state.step + 1)
-    return new_state, metrics_of(g_loss, d_loss, real_logits, fake_logits, g_grads, d_grads)
+    (g_loss, g_stats), g_grads = jax.value_and_grad(objective, has_aux=True)(state.g.params)
+    return (state.replace(g=_apply_grads(state.g, g_grads, g_stats)),
+            _g_metrics(g_loss, g_grads))
 
-  steps = {'simultaneous': simultaneous_step, 'alternating': alternating_step}
-  if config.train.update_rule not in steps:
+  return d_update, g_update
+
+
+def make_alternating_step(config: ml_collections.ConfigDict, generator: nn.Module,
+                          discriminator: nn.Module) -> TrainStep:
+  """A D update, then a G update on fresh noise against the updated D."""
+  d_update, g_update = make_alternating_halves(config, generator, discriminator)
+
+  def step(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
+    state, d_metrics = d_update(state, batch)
+    state, g_metrics = g_update(state, batch)
+    return state.replace(step=state.step + 1), {**g_metrics, **d_metrics}
+
+  return step
+
+
+UPDATE_RULES = {'simultaneous': make_simultaneous_step, 'alternating': make_alternating_step}
+
+
+def make_step_fn(config: ml_collections.ConfigDict, generator: nn.Module,
+                 discriminator: nn.Module) -> TrainStep:
+  """The uncompiled step for `config.train.update_rule`."""
+  if config.train.update_rule not in UPDATE_RULES:
     raise ValueError(f'Unknown config.train.update_rule={config.train.update_rule!r}; '
-                     f'use one of {sorted(steps)}.')
-  return steps[config.train.update_rule]
+                     f'use one of {sorted(UPDATE_RULES)}.')
+  return UPDATE_RULES[config.train.update_rule](config, generator, discriminator)
 
 
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
@@ -147,8 +193,18 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   It raises if it is ever traced twice: a recompilation mid-run means a shape, dtype
   or sharding changed between steps, which is a bug, not a cost to pay silently.
   """
-  step_fn = chex.assert_max_traces(make_step_fn(config, generator, discriminator), n=1)
-  return jax.jit(step_fn,
+  step_fn = make_step_fn(config, generator, discriminator)
+  traces = 0
+
+  def traced_once(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
+    nonlocal traces
+    traces += 1
+    if traces > 1:
+      raise RuntimeError(f'The train step is being compiled again (batch {batch.shape} '
+                         f'{batch.dtype}): a shape, dtype or sharding changed between steps.')
+    return step_fn(state, batch)
+
+  return jax.jit(traced_once,
                  in_shardings=(replicated(mesh), batch_sharding(mesh)),
                  out_shardings=(replicated(mesh), replicated(mesh)),
                  donate_argnums=0)

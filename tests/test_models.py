@@ -1,0 +1,102 @@
+"""The two seed designs: exact Keras parameter counts, shapes, and live gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import baseline, recap
+from gan import losses, models
+
+# (trainable, BatchNorm statistics) as the seed's Keras model.summary() counts them.
+SEED_COUNTS = {
+    'baseline': {'G': (1_446_976, 8_576), 'D': (217_985, 0)},
+    'recap': {'G': (2_885_760, 8_960), 'D': (218_241, 256)},
+}
+CONFIGS = {'baseline': baseline.get_config, 'recap': recap.get_config}
+
+
+def _count(tree) -> int:
+  return sum(leaf.size for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _init(name, conv_transpose_impl='subpixel'):
+  config = CONFIGS[name]()
+  config.model.conv_transpose_impl = conv_transpose_impl
+  generator, discriminator = models.build_models(config)
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 100))
+  g_vars = generator.init(jax.random.PRNGKey(1), z, train=False)
+  images = generator.apply(g_vars, z, train=False)
+  d_vars = discriminator.init(jax.random.PRNGKey(2), images, train=False)
+  return generator, discriminator, g_vars, d_vars, z
+
+
+@pytest.mark.parametrize('name', ['baseline', 'recap'])
+@pytest.mark.parametrize('impl', ['subpixel', 'flax'])
+def test_parameter_counts_match_the_seed(name, impl):
+  _, _, g_vars, d_vars, _ = _init(name, impl)
+  assert (_count(g_vars['params']), _count(g_vars.get('batch_stats', {}))) == SEED_COUNTS[name]['G']
+  assert (_count(d_vars['params']), _count(d_vars.get('batch_stats', {}))) == SEED_COUNTS[name]['D']
+
+
+@pytest.mark.parametrize('name', ['baseline', 'recap'])
+def test_output_shapes_and_ranges(name):
+  generator, discriminator, g_vars, d_vars, z = _init(name)
+  images = generator.apply(g_vars, z, train=False)
+  assert images.shape == (4, 32, 32, 3) and images.dtype == jnp.float32
+  assert float(jnp.abs(images).max()) <= 1.0
+  logits = discriminator.apply(d_vars, images, train=False)
+  assert logits.shape == (4,)
+  assert models.image_shape(CONFIGS[name]()) == (32, 32, 3)
+
+
+@pytest.mark.parametrize('name', ['baseline', 'recap'])
+def test_every_parameter_gets_a_finite_nonzero_gradient(name):
+  generator, discriminator, g_vars, d_vars, z = _init(name)
+  real = jax.random.uniform(jax.random.PRNGKey(3), (4, 32, 32, 3), minval=-1, maxval=1)
+  rngs = {'dropout': jax.random.PRNGKey(4)}
+
+  def d_logits(d_params, images):
+    return discriminator.apply({**d_vars, 'params': d_params}, images, train=True,
+                               mutable=['batch_stats'], rngs=rngs)[0]
+
+  def g_objective(g_params):
+    fake, _ = generator.apply({**g_vars, 'params': g_params}, z, train=True,
+                              mutable=['batch_stats'])
+    return losses.non_saturating_g_loss(d_logits(d_vars['params'], fake))
+
+  def d_objective(d_params):
+    fake = generator.apply(g_vars, z, train=False)
+    return losses.non_saturating_d_loss(d_logits(d_params, real), d_logits(d_params, fake))
+
+  for grads in (jax.grad(g_objective)(g_vars['params']), jax.grad(d_objective)(d_vars['params'])):
+    for path, grad in jax.tree_util.tree_leaves_with_path(grads):
+      name_ = jax.tree_util.keystr(path)
+      assert np.all(np.isfinite(grad)), name_
+      assert np.any(grad != 0), f'{name_} gets no gradient'
+
+
+def test_fast_and_flax_generators_compute_the_same_function():
+  generator, _, g_vars, _, z = _init('recap', 'subpixel')
+  reference, _, _, _, _ = _init('recap', 'flax')
+  np.testing.assert_allclose(generator.apply(g_vars, z, train=False),
+                             reference.apply(g_vars, z, train=False), atol=1e-5)
+
+
+def test_unknown_design_is_refused():
+  config = recap.get_config()
+  config.model.name = 'stylegan9'
+  with pytest.raises(ValueError, match="Unknown design.*'dcgan'"):
+    models.build_models(config)
+
+
+def test_keras_initialisation():
+  """Glorot-uniform kernels (bounded by sqrt(6 / (fan_in + fan_out))), zero biases."""
+  _, _, g_vars, d_vars, _ = _init('baseline')
+  dense = d_vars['params']['Dense_0']
+  assert float(jnp.abs(dense['kernel']).max()) <= np.sqrt(6 / (8192 + 1))
+  assert float(jnp.abs(dense['bias']).max()) == 0.0
+  kernel = g_vars['params']['ConvTranspose_0']['kernel']  # [5, 5, 256, 128]
+  limit = np.sqrt(6 / (25 * 256 + 25 * 128))
+  assert float(jnp.abs(kernel).max()) <= limit
+  assert float(jnp.abs(kernel).max()) > 0.9 * limit  # Uniform up to the bound, not normal.

@@ -1,0 +1,150 @@
+"""The train step: what each update touches, compile-once, determinism, sharding."""
+
+import chex
+import jax
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+
+from configs import baseline, recap
+from gan import models, steps
+from gan.state import create_state
+
+BATCH = 8
+
+
+def _config(update_rule='simultaneous'):
+  config = recap.get_config('smoke')
+  config.train.batch_size = BATCH
+  config.train.update_rule = update_rule
+  return config
+
+
+def _mesh(num_devices=None) -> Mesh:
+  return Mesh(np.array(jax.devices()[:num_devices]), ('data',))
+
+
+def _setup(config, mesh):
+  generator, discriminator = models.build_models(config)
+  state = jax.device_put(create_state(config, generator, discriminator), steps.replicated(mesh))
+  return state, steps.make_train_step(config, generator, discriminator, mesh)
+
+
+def _batch(mesh, seed=0):
+  images = np.random.default_rng(seed).integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
+  return jax.device_put(images, steps.batch_sharding(mesh))
+
+
+def _changed(before, after) -> bool:
+  return any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(after)))
+
+
+@pytest.mark.parametrize('update_rule', ['simultaneous', 'alternating'])
+def test_step_updates_both_networks_and_reports_metrics(update_rule):
+  mesh = _mesh()
+  state, train_step = _setup(_config(update_rule), mesh)
+  before = jax.device_get(state)
+  state, metrics = train_step(state, _batch(mesh))
+  after = jax.device_get(state)
+  for net in ('g', 'd'):
+    assert _changed(getattr(before, net).params, getattr(after, net).params)
+    assert _changed(getattr(before, net).batch_stats, getattr(after, net).batch_stats)
+    assert int(getattr(after, net).step) == 1
+  assert int(after.step) == 1
+  np.testing.assert_array_equal(after.key, before.key)  # The base key never changes.
+  assert set(metrics) == {'G/loss', 'D/loss', 'D/acc_real', 'D/acc_fake', 'G/grad_norm',
+                          'D/grad_norm'}
+  for value in jax.device_get(metrics).values():
+    assert np.isfinite(value)
+
+
+def test_alternating_halves_leave_the_other_network_untouched():
+  """The D update changes D only; the G update changes G only (BN statistics included)."""
+  config = _config('alternating')
+  generator, discriminator = models.build_models(config)
+  state = create_state(config, generator, discriminator)
+  d_update, g_update = steps.make_alternating_halves(config, generator, discriminator)
+  batch = _batch(_mesh(1))
+
+  after_d, _ = jax.jit(d_update)(state, batch)
+  chex.assert_trees_all_equal(after_d.g.params, state.g.params)
+  chex.assert_trees_all_equal(after_d.g.batch_stats, state.g.batch_stats)
+  chex.assert_trees_all_equal(after_d.g.opt_state, state.g.opt_state)
+  assert _changed(state.d.params, after_d.d.params)
+  assert _changed(state.d.batch_stats, after_d.d.batch_stats)
+
+  after_g, _ = jax.jit(g_update)(after_d, batch)
+  chex.assert_trees_all_equal(after_g.d.params, after_d.d.params)
+  chex.assert_trees_all_equal(after_g.d.batch_stats, after_d.d.batch_stats)
+  chex.assert_trees_all_equal(after_g.d.opt_state, after_d.d.opt_state)
+  assert _changed(after_d.g.params, after_g.g.params)
+  assert _changed(after_d.g.batch_stats, after_g.g.batch_stats)
+
+
+def test_step_is_traced_once_across_steps():
+  config = _config()
+  generator, discriminator = models.build_models(config)
+  mesh = _mesh()
+  state = jax.device_put(create_state(config, generator, discriminator), steps.replicated(mesh))
+  chex.clear_trace_counter()
+  step_fn = jax.jit(chex.assert_max_traces(steps.make_step_fn(config, generator, discriminator),
+                                           n=1), donate_argnums=0)
+  for seed in range(3):
+    state, _ = step_fn(state, _batch(mesh, seed))  # A second trace would raise.
+
+
+def test_compiled_step_refuses_to_recompile():
+  mesh = _mesh()
+  state, train_step = _setup(_config(), mesh)
+  for seed in range(3):
+    state, _ = train_step(state, _batch(mesh, seed))
+  assert train_step._cache_size() == 1
+  odd = jax.device_put(np.zeros((2 * BATCH, 32, 32, 3), np.uint8), steps.batch_sharding(mesh))
+  with pytest.raises(RuntimeError, match='compiled again'):
+    train_step(state, odd)
+
+
+def test_same_seed_same_result_other_seed_other_result():
+  def run(seed):
+    config = _config()
+    config.seed = seed
+    mesh = _mesh()
+    state, train_step = _setup(config, mesh)
+    for i in range(2):
+      state, metrics = train_step(state, _batch(mesh, i))
+    return jax.device_get((state, metrics))
+
+  first, again, other = run(0), run(0), run(1)
+  chex.assert_trees_all_equal(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(again))
+  assert _changed(first[0].g.params, other[0].g.params)
+
+
+def _run_on(mesh, config, num_steps=2):
+  state, train_step = _setup(config, mesh)
+  metrics = []
+  for i in range(num_steps):
+    state, step_metrics = train_step(state, _batch(mesh, i))
+    metrics.append(step_metrics)
+  return jax.device_get((state, metrics))
+
+
+def test_sharded_step_equals_one_device_step():
+  """The baseline (dropout in D, no bias before any BatchNorm) over 1 and 2 devices."""
+  assert jax.device_count() >= 2, 'conftest asks XLA for 2 host devices'
+  config = baseline.get_config('smoke')
+  config.train.batch_size = BATCH
+  (one_state, one_metrics), (two_state, two_metrics) = (
+      _run_on(_mesh(1), config), _run_on(_mesh(2), config))
+  # Reductions over a split batch add in another order: equal up to float rounding.
+  chex.assert_trees_all_close(one_metrics, two_metrics, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(jax.tree_util.tree_leaves(one_state),
+                              jax.tree_util.tree_leaves(two_state), rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_recap_step_equals_one_device_step_in_its_metrics():
+  """Recap's D has a conv bias right before BatchNorm: its true gradient is 0, so Adam
+  turns rounding noise into +-lr steps there, whatever the device count. The losses,
+  accuracies and gradient norms, which that bias cannot change, must agree."""
+  (_, one_metrics), (_, two_metrics) = _run_on(_mesh(1), _config()), _run_on(_mesh(2), _config())
+  chex.assert_trees_all_close(one_metrics, two_metrics, rtol=1e-5, atol=1e-6)
