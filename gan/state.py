@@ -72,9 +72,12 @@ def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
   d_vars = discriminator.init(d_key, images, train=False)
 
   def net_state(module, variables, optim):
-    return NetState.create(apply_fn=module.apply, params=variables['params'],
-                           tx=make_optimizer(optim),
-                           batch_stats=variables.get('batch_stats', {}))
+    net = NetState.create(apply_fn=module.apply, params=variables['params'],
+                          tx=make_optimizer(optim),
+                          batch_stats=variables.get('batch_stats', {}))
+    # create() starts from a Python 0, a weakly typed int32 that a restored checkpoint
+    # would not reproduce: the step would then compile twice.
+    return net.replace(step=jnp.zeros((), jnp.int32))
 
   return GANState(g=net_state(generator, g_vars, config.optim.G),
                   d=net_state(discriminator, d_vars, config.optim.D),

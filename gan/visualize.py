@@ -56,7 +56,9 @@ def make_gif(frames: Sequence[tuple[str, Path]], path: str | Path, fps: float,
   images = [_labelled_frame(Path(p), label, scale) for label, p in frames]
   durations = [1000 / fps] * len(images)
   durations[-1] *= 3
-  iio.imwrite(path, np.stack(images), duration=durations, loop=0)
+  # Pillow takes a list of durations for several frames only.
+  iio.imwrite(path, np.stack(images), duration=durations if len(images) > 1 else durations[0],
+              loop=0)
 
 
 def read_metrics(path: str | Path) -> list[dict]:

@@ -6,13 +6,19 @@ import os
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=2').strip()
 
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from configs import recap  # noqa: E402
 from gan import data  # noqa: E402
+
+# Many tests compile the same smoke-sized step; XLA's persistent cache compiles it once.
+jax.config.update('jax_compilation_cache_dir', str(Path(tempfile.gettempdir()) / 'gan-tests-xla-cache'))
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
 def make_images(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

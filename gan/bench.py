@@ -1,0 +1,129 @@
+r"""Times the full train step of configs on whatever device is present.
+
+  python -m gan.bench --config configs/recap.py --config configs/baseline.py
+  python -m gan.bench --config configs/recap.py --batch_sizes 64,128,256,512,1024 --json out.json
+
+For each (config, batch size): compile time, steady-state img/s as the median (with min
+and max) of `--windows` timed windows of `--steps` steps each after a warm-up, the step's
+FLOPs from XLA's cost analysis and the FLOP rate they imply, and peak memory (the
+device's allocator peak where it reports one, else the process' peak RSS). Batches are
+random uint8 images already on the device: this times the step, not the input pipeline.
+"""
+
+import json
+import platform
+import resource
+import statistics
+import time
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gan import models, steps
+from gan.loop import make_mesh
+from gan.state import create_state
+from gan.validation import validate_config
+
+_CONFIGS = flags.DEFINE_multi_string('config', None, 'Config files (repeatable).')
+_BATCH_SIZES = flags.DEFINE_string('batch_sizes', '', 'Comma-separated batch sizes; '
+                                   'empty: each config\'s train.batch_size.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Steps per timed window.')
+_WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows (the median is reported).')
+_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps after compilation.')
+_JSON = flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
+
+
+def _peak_memory_mb() -> float:
+  stats = jax.devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return stats['peak_bytes_in_use'] / 2**20
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB.
+
+
+def bench_step(config, batch_size: int, num_steps: int, num_windows: int,
+               warmup: int) -> dict:
+  """Times `config`'s train step at `batch_size`; returns one result row."""
+  config = config.copy_and_resolve_references()
+  config.train.batch_size = batch_size
+  mesh = make_mesh()
+  validate_config(config, mesh.size)
+  generator, discriminator = models.build_models(config)
+  state = jax.jit(lambda: create_state(config, generator, discriminator),
+                  out_shardings=steps.replicated(mesh))()
+  train_step = steps.make_train_step(config, generator, discriminator, mesh)
+  batch = jax.device_put(
+      np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
+      steps.batch_sharding(mesh))
+
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  flops = float(cost.get('flops', float('nan'))) if cost else float('nan')
+
+  for _ in range(warmup):
+    state, metrics = train_step(state, batch)
+  jax.block_until_ready(metrics)
+  rates = []
+  for _ in range(num_windows):
+    start = time.perf_counter()
+    for _ in range(num_steps):
+      state, metrics = train_step(state, batch)
+    jax.block_until_ready((state, metrics))
+    rates.append(num_steps * batch_size / (time.perf_counter() - start))
+  median = statistics.median(rates)
+  return {
+      'batch_size': batch_size,
+      'img_per_sec': median, 'img_per_sec_min': min(rates), 'img_per_sec_max': max(rates),
+      'ms_per_step': 1000 * batch_size / median,
+      'compile_s': compile_s,
+      'gflop_per_step': flops / 1e9,
+      'gflop_per_sec': flops / 1e9 * median / batch_size,
+      'peak_memory_mb': _peak_memory_mb(),
+  }
+
+
+def environment() -> dict:
+  device = jax.devices()[0]
+  return {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
+          'host': platform.processor() or platform.machine(),
+          'jax': jax.__version__, 'python': platform.python_version()}
+
+
+def format_rows(rows: list[dict]) -> str:
+  header = (f'{"config":<34}{"batch":>6}{"img/s":>9}{"(min-max)":>16}{"ms/step":>9}'
+            f'{"compile s":>10}{"GFLOP/step":>11}{"GFLOP/s":>9}{"peak MB":>9}')
+  lines = [header, '-' * len(header)]
+  for r in rows:
+    lines.append(f'{r["config"]:<34}{r["batch_size"]:>6}{r["img_per_sec"]:>9.1f}'
+                 f'{f"({r['img_per_sec_min']:.0f}-{r['img_per_sec_max']:.0f})":>16}'
+                 f'{r["ms_per_step"]:>9.0f}{r["compile_s"]:>10.1f}{r["gflop_per_step"]:>11.1f}'
+                 f'{r["gflop_per_sec"]:>9.1f}{r["peak_memory_mb"]:>9.0f}')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  rows = []
+  for path in _CONFIGS.value:
+    config = config_flags.load_config_file(path)
+    sizes = ([int(b) for b in _BATCH_SIZES.value.split(',')] if _BATCH_SIZES.value
+             else [config.train.batch_size])
+    for batch_size in sizes:
+      rows.append({'config': path, **bench_step(config, batch_size, _STEPS.value,
+                                                _WINDOWS.value, _WARMUP.value)})
+      print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+  env = environment()
+  print(f'\n{env}\n' + format_rows(rows))
+  if _JSON.value:
+    with open(_JSON.value, 'w') as f:
+      json.dump({'environment': env, 'results': rows}, f, indent=2)
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('config')
+  app.run(main)

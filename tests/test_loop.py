@@ -1,0 +1,123 @@
+"""End-to-end runs of the smoke config: outputs, resume, failure modes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chex
+import imageio.v3 as iio
+import jax
+import numpy as np
+import pytest
+
+from gan import checkpoint, loop
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _leaves(state):
+  return jax.tree_util.tree_leaves(jax.device_get(state))
+
+
+def test_smoke_run_writes_every_output(smoke_config, tmp_path):
+  state = loop.train_and_evaluate(smoke_config, tmp_path)
+  steps_per_epoch = smoke_config.data.num_examples // smoke_config.train.batch_size
+  total = steps_per_epoch * smoke_config.train.num_epochs
+  assert int(state.step) == total
+
+  config = json.loads((tmp_path / 'config.json').read_text())
+  assert config['model']['G']['channels'] == [256, 128] and config['seed'] == smoke_config.seed
+
+  records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == list(range(1, total + 1))  # Every step logged.
+  for key in ('epoch', 'kimg', 'G/loss', 'D/loss', 'D/acc_real', 'D/acc_fake', 'img_per_sec'):
+    assert all(np.isfinite(r[key]) for r in records), key
+  assert records[-1]['epoch'] == smoke_config.train.num_epochs
+  assert records[-1]['kimg'] == total * smoke_config.train.batch_size / 1000
+
+  grids = sorted((tmp_path / 'samples').glob('*.png'))
+  assert [p.name for p in grids] == [f'epoch_{e:04d}.png' for e in range(smoke_config.train.num_epochs + 1)]
+  grid = iio.imread(grids[-1])
+  assert grid.shape == (4 * 34 + 2, 4 * 34 + 2, 3)  # 4x4 samples of 32 px, 2 px gaps.
+  assert not np.array_equal(iio.imread(grids[0]), grid)  # G changed between epochs.
+  gif = iio.imread(tmp_path / 'progress.gif', index=None)
+  assert gif.shape[0] == len(grids)
+  assert iio.imread(tmp_path / 'curves.png').shape[-1] in (3, 4)
+  assert list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
+  assert checkpoint.Checkpointer(tmp_path / 'checkpoints', 2).latest_step() == total
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(smoke_config, tmp_path):
+  straight = loop.train_and_evaluate(smoke_config, tmp_path / 'straight')
+  # Stop mid-epoch (6 steps an epoch), then rerun the same command twice.
+  stopped = loop.train_and_evaluate(smoke_config, tmp_path / 'resumed', stop_at_step=4)
+  assert int(stopped.step) == 4
+  resumed = loop.train_and_evaluate(smoke_config, tmp_path / 'resumed')
+  chex.assert_trees_all_equal(_leaves(straight), _leaves(resumed))
+  # The metrics file of the resumed run tells the same story, step for step.
+  lines = lambda d: [json.loads(l) for l in (tmp_path / d / 'metrics.jsonl').read_text().splitlines()]
+  for a, b in zip(lines('straight'), lines('resumed'), strict=True):
+    assert (a['step'], a['G/loss'], a['D/loss']) == (b['step'], b['G/loss'], b['D/loss'])
+  # A finished run rerun does nothing more.
+  again = loop.train_and_evaluate(smoke_config, tmp_path / 'resumed')
+  chex.assert_trees_all_equal(_leaves(again), _leaves(resumed))
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_config, tmp_path, capsys):
+  smoke_config.train.num_epochs = 1
+  good = loop.train_and_evaluate(smoke_config, tmp_path)
+  smoke_config.train.num_epochs = 2
+  for net in ('G', 'D'):
+    smoke_config.optim[net].learning_rate = 1e38  # Parameters blow up after one update.
+  with pytest.raises(loop.NonFiniteError, match=r'Non-finite .* at step (7|8)\b'):
+    loop.train_and_evaluate(smoke_config, tmp_path)
+  assert 'Changed: optim.D.learning_rate, optim.G.learning_rate' in capsys.readouterr().out
+  checkpointer = checkpoint.Checkpointer(tmp_path / 'checkpoints', 2)
+  assert checkpointer.latest_step() == 6
+  restored = checkpointer.restore_latest(good)
+  chex.assert_trees_all_equal(_leaves(restored), _leaves(good))
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('model.name', 'biggan', "model.name='biggan' is no known design"),
+    ('optim.G.learning_rate', -1e-4, 'optim.G.learning_rate=-0.0001 must be a positive number'),
+    ('train.batch_size', 15, 'must be divisible by the 2 devices'),
+    ('train.update_rule', 'sometimes', "train.update_rule='sometimes'"),
+])
+def test_bad_config_fails_before_anything_runs(smoke_config, tmp_path, field, value, message):
+  section, _, key = field.rpartition('.')
+  target = smoke_config
+  for part in section.split('.'):
+    target = target[part]
+  target[key] = value
+  with pytest.raises(ValueError, match=message.replace('(', r'\(').replace('.', r'\.')):
+    loop.train_and_evaluate(smoke_config, tmp_path / 'run')
+  assert not (tmp_path / 'run').exists()  # Nothing loaded, compiled or written.
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tiny_cifar_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  command = [sys.executable, str(ROOT / 'train.py'), '--config', str(ROOT / 'configs/recap.py:smoke'),
+             '--config.train.num_epochs=1000', '--config.log.progress_bar=False',
+             f'--workdir={workdir}']
+  env = {**os.environ, 'GAN_CIFAR10_DIR': str(tiny_cifar_dir), 'PYTHONPATH': str(ROOT)}
+  process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  metrics = workdir / 'metrics.jsonl'
+  deadline = time.time() + 240
+  while time.time() < deadline and not (metrics.exists() and metrics.read_text().count('\n') >= 3):
+    assert process.poll() is None, process.stdout.read()
+    time.sleep(0.5)
+  process.send_signal(signal.SIGTERM)
+  output, _ = process.communicate(timeout=120)
+  assert process.returncode == 0, output
+  assert 'Stopped by SIGTERM at step' in output
+  stopped_at = int(output.split('Stopped by SIGTERM at step ')[1].split(';')[0])
+  assert stopped_at >= 3
+  assert checkpoint.Checkpointer(workdir / 'checkpoints', 2).latest_step() == stopped_at
+  last_logged = json.loads(metrics.read_text().splitlines()[-1])['step']
+  assert last_logged == stopped_at
