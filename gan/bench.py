@@ -19,9 +19,9 @@ import time
 import jax
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from gan import models, steps
+from gan.config_files import load_config
 from gan.loop import make_mesh
 from gan.state import create_state
 from gan.validation import validate_config
@@ -98,8 +98,8 @@ def format_rows(rows: list[dict]) -> str:
             f'{"compile s":>10}{"GFLOP/step":>11}{"GFLOP/s":>9}{"peak MB":>9}')
   lines = [header, '-' * len(header)]
   for r in rows:
-    lines.append(f'{r["config"]:<34}{r["batch_size"]:>6}{r["img_per_sec"]:>9.1f}'
-                 f'{f"({r['img_per_sec_min']:.0f}-{r['img_per_sec_max']:.0f})":>16}'
+    spread = f'({r["img_per_sec_min"]:.0f}-{r["img_per_sec_max"]:.0f})'
+    lines.append(f'{r["config"]:<34}{r["batch_size"]:>6}{r["img_per_sec"]:>9.1f}{spread:>16}'
                  f'{r["ms_per_step"]:>9.0f}{r["compile_s"]:>10.1f}{r["gflop_per_step"]:>11.1f}'
                  f'{r["gflop_per_sec"]:>9.1f}{r["peak_memory_mb"]:>9.0f}')
   return '\n'.join(lines)
@@ -110,7 +110,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   rows = []
   for path in _CONFIGS.value:
-    config = config_flags.load_config_file(path)
+    config = load_config(path)
     sizes = ([int(b) for b in _BATCH_SIZES.value.split(',')] if _BATCH_SIZES.value
              else [config.train.batch_size])
     for batch_size in sizes:

@@ -3,6 +3,7 @@
 import chex
 import jax
 import numpy as np
+import optax
 import pytest
 from jax.sharding import Mesh
 
@@ -148,3 +149,37 @@ def test_sharded_recap_step_equals_one_device_step_in_its_metrics():
   accuracies and gradient norms, which that bias cannot change, must agree."""
   (_, one_metrics), (_, two_metrics) = _run_on(_mesh(1), _config()), _run_on(_mesh(2), _config())
   chex.assert_trees_all_close(one_metrics, two_metrics, rtol=1e-5, atol=1e-6)
+
+
+def test_simultaneous_step_takes_each_networks_gradient_of_its_own_loss():
+  """The two-tape pullback gives the gradients that separate jax.grad calls give."""
+  from gan import data, losses
+  config = _config()
+  generator, discriminator = models.build_models(config)
+  state = create_state(config, generator, discriminator)
+  batch = _batch(_mesh(1))
+  _, metrics = jax.jit(steps.make_step_fn(config, generator, discriminator))(state, batch)
+
+  keys = steps._step_keys(state)
+  z = jax.random.normal(keys['z'], (BATCH, config.model.latent_dim))
+  real = data.to_float(batch)
+
+  def losses_of(g_params, d_params):
+    fake, _ = generator.apply({'params': g_params, 'batch_stats': state.g.batch_stats}, z,
+                              train=True, mutable=['batch_stats'])
+    real_key, fake_key = jax.random.split(keys['dropout_d'])
+    apply_d = lambda stats, x, key: discriminator.apply(
+        {'params': d_params, 'batch_stats': stats}, x, train=True, mutable=['batch_stats'],
+        rngs={'dropout': key})
+    real_logits, stats = apply_d(state.d.batch_stats, real, real_key)
+    fake_logits, _ = apply_d(stats['batch_stats'], fake, fake_key)
+    return (losses.non_saturating_g_loss(fake_logits),
+            losses.non_saturating_d_loss(real_logits, fake_logits))
+
+  g_grads = jax.grad(lambda g: losses_of(g, state.d.params)[0])(state.g.params)
+  d_grads = jax.grad(lambda d: losses_of(state.g.params, d)[1])(state.d.params)
+  g_loss, d_loss = losses_of(state.g.params, state.d.params)
+  np.testing.assert_allclose(metrics['G/loss'], g_loss, rtol=1e-5)
+  np.testing.assert_allclose(metrics['D/loss'], d_loss, rtol=1e-5)
+  np.testing.assert_allclose(metrics['G/grad_norm'], optax.tree.norm(g_grads), rtol=1e-5)
+  np.testing.assert_allclose(metrics['D/grad_norm'], optax.tree.norm(d_grads), rtol=1e-5)

@@ -1,0 +1,101 @@
+r"""Side-by-side comparison of finished runs: a Markdown table and the final grids.
+
+  python -m gan.compare runs/baseline_e3 runs/recap_e3 --out docs/results/compare
+
+Writes `<out>.md` (the table) and `<out>.png` (each run's last grid, titled), and prints
+the table. Numbers come from each run's own files: parameters from its config.json,
+img/s as the median over its logged windows, losses and accuracies as the mean over its
+last epoch (single steps of a GAN are too noisy to compare).
+"""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from gan import models, visualize  # noqa: E402
+
+_OUT = flags.DEFINE_string('out', 'compare', 'Output path without extension.')
+
+
+def _parameters(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(G, D) parameter counts, BatchNorm statistics included (as Keras counts them)."""
+  generator, discriminator = models.build_models(config)
+  z = jnp.zeros((1, config.model.latent_dim))
+  images = jnp.zeros((1, *models.image_shape(config)))
+  count = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
+  return (count(jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), z, train=False))),
+          count(jax.eval_shape(lambda: discriminator.init(jax.random.PRNGKey(0), images,
+                                                          train=False))))
+
+
+def summarize_run(workdir: Path) -> dict:
+  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  records = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'G/loss' in r]
+  if not records:
+    raise ValueError(f'{workdir}: metrics.jsonl holds no training steps.')
+  last_epoch = np.ceil(records[-1]['epoch']) - 1
+  final = [r for r in records if r['epoch'] > last_epoch]
+  g_params, d_params = _parameters(config)
+  mean = lambda key: float(np.mean([r[key] for r in final]))
+  return {
+      'run': workdir.name, 'epochs': records[-1]['epoch'], 'G params': g_params,
+      'D params': d_params,
+      'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
+      'G loss': mean('G/loss'), 'D loss': mean('D/loss'),
+      'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
+      'grid': sorted((workdir / 'samples').glob('epoch_*.png'))[-1],
+  }
+
+
+def markdown_table(rows: list[dict]) -> str:
+  columns = ['run', 'epochs', 'G params', 'D params', 'img/s', 'G loss', 'D loss',
+             'D acc real', 'D acc fake']
+
+  def cell(value):
+    if isinstance(value, int):
+      return f'{value:,}'
+    if isinstance(value, float):
+      return f'{value:.3g}' if abs(value) < 100 else f'{value:,.0f}'
+    return str(value)
+
+  lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+  lines += ['| ' + ' | '.join(cell(row[c]) for c in columns) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def grids_side_by_side(rows: list[dict], path: Path) -> None:
+  fig, axes = plt.subplots(1, len(rows), figsize=(4 * len(rows), 4.4), squeeze=False)
+  for ax, row in zip(axes[0], rows):
+    ax.imshow(np.asarray(Image.open(row['grid']).convert('RGB')))
+    ax.set_title(f'{row["run"]}: {row["grid"].stem.replace("_", " ")}')
+    ax.axis('off')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def main(argv):
+  workdirs = [Path(a) for a in argv[1:]]
+  if not workdirs:
+    raise app.UsageError('Give one or more run folders.')
+  rows = [summarize_run(w) for w in workdirs]
+  out = Path(_OUT.value)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  table = markdown_table(rows)
+  out.with_suffix('.md').write_text(table + '\n')
+  grids_side_by_side(rows, out.with_suffix('.png'))
+  print(table)
+
+
+if __name__ == '__main__':
+  app.run(main)
