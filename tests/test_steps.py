@@ -183,3 +183,15 @@ def test_simultaneous_step_takes_each_networks_gradient_of_its_own_loss():
   np.testing.assert_allclose(metrics['D/loss'], d_loss, rtol=1e-5)
   np.testing.assert_allclose(metrics['G/grad_norm'], optax.tree.norm(g_grads), rtol=1e-5)
   np.testing.assert_allclose(metrics['D/grad_norm'], optax.tree.norm(d_grads), rtol=1e-5)
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+  config = _config()
+  config.model.compute_dtype = 'bfloat16'
+  mesh = _mesh()
+  state, train_step = _setup(config, mesh)
+  state, metrics = train_step(state, _batch(mesh))
+  for value in jax.device_get(metrics).values():
+    assert np.isfinite(value)
+  for leaf in jax.tree_util.tree_leaves((state.g.params, state.d.params, state.g.opt_state)):
+    assert leaf.dtype in (np.float32, np.int32)
