@@ -10,11 +10,14 @@ device's allocator peak where it reports one, else the process' peak RSS). Batch
 random uint8 images already on the device: this times the step, not the input pipeline.
 """
 
+import importlib.util
 import json
+import os
 import platform
 import resource
 import statistics
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -33,6 +36,19 @@ _STEPS = flags.DEFINE_integer('steps', 5, 'Steps per timed window.')
 _WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows (the median is reported).')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps after compilation.')
 _JSON = flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
+_PLOT = flags.DEFINE_string('plot', '', 'Also plot img/s against batch size into this PNG.')
+_TORCH = flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference '
+                           '(benchmarks/torch_dcgan.py) of each config, and report JAX/PyTorch.')
+
+_TORCH_REFERENCE = Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_dcgan.py'
+
+
+def _torch_reference():
+  """benchmarks/torch_dcgan.py as a module (it lives outside the package: torch is optional)."""
+  spec = importlib.util.spec_from_file_location('torch_dcgan', _TORCH_REFERENCE)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def _peak_memory_mb() -> float:
@@ -88,21 +104,51 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int,
 
 def environment() -> dict:
   device = jax.devices()[0]
-  return {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
-          'host': platform.processor() or platform.machine(),
-          'jax': jax.__version__, 'python': platform.python_version()}
+  env = {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
+         'host': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
+         'jax': jax.__version__, 'python': platform.python_version()}
+  if _TORCH.value:
+    import torch
+    env['torch'] = torch.__version__
+    env['torch_threads'] = torch.get_num_threads()
+  return env
 
 
 def format_rows(rows: list[dict]) -> str:
   header = (f'{"config":<34}{"batch":>6}{"img/s":>9}{"(min-max)":>16}{"ms/step":>9}'
-            f'{"compile s":>10}{"GFLOP/step":>11}{"GFLOP/s":>9}{"peak MB":>9}')
+            f'{"compile s":>10}{"GFLOP/step":>11}{"GFLOP/s":>9}{"peak MB":>9}'
+            f'{"torch img/s":>12}{"JAX/torch":>10}')
   lines = [header, '-' * len(header)]
   for r in rows:
     spread = f'({r["img_per_sec_min"]:.0f}-{r["img_per_sec_max"]:.0f})'
     lines.append(f'{r["config"]:<34}{r["batch_size"]:>6}{r["img_per_sec"]:>9.1f}{spread:>16}'
                  f'{r["ms_per_step"]:>9.0f}{r["compile_s"]:>10.1f}{r["gflop_per_step"]:>11.1f}'
-                 f'{r["gflop_per_sec"]:>9.1f}{r["peak_memory_mb"]:>9.0f}')
+                 f'{r["gflop_per_sec"]:>9.1f}{r["peak_memory_mb"]:>9.0f}'
+                 f'{r.get("torch_img_per_sec", float("nan")):>12.1f}'
+                 f'{r.get("jax_over_torch", float("nan")):>10.2f}')
   return '\n'.join(lines)
+
+
+def plot_scaling(rows: list[dict], env: dict, path: str) -> None:
+  """img/s against batch size, one line per config (dashed: its PyTorch reference)."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  for config in dict.fromkeys(r['config'] for r in rows):
+    mine = sorted((r for r in rows if r['config'] == config), key=lambda r: r['batch_size'])
+    batch = [r['batch_size'] for r in mine]
+    line, = ax.plot(batch, [r['img_per_sec'] for r in mine], marker='o', label=f'{config} (JAX)')
+    if all('torch_img_per_sec' in r for r in mine):
+      ax.plot(batch, [r['torch_img_per_sec'] for r in mine], marker='x', linestyle='--',
+              color=line.get_color(), label=f'{config} (PyTorch)')
+  ax.set_xscale('log', base=2)
+  ax.set(xlabel='batch size', ylabel='img/s (train step)', title=f'Train step speed: {env["device"]}')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
 
 
 def main(argv):
@@ -114,11 +160,20 @@ def main(argv):
     sizes = ([int(b) for b in _BATCH_SIZES.value.split(',')] if _BATCH_SIZES.value
              else [config.train.batch_size])
     for batch_size in sizes:
-      rows.append({'config': path, **bench_step(config, batch_size, _STEPS.value,
-                                                _WINDOWS.value, _WARMUP.value)})
+      row = {'config': path, **bench_step(config, batch_size, _STEPS.value, _WINDOWS.value,
+                                          _WARMUP.value)}
+      if _TORCH.value:
+        torch_rates = _torch_reference().time_step(config, batch_size, _STEPS.value,
+                                                   _WINDOWS.value, _WARMUP.value)
+        row['torch_img_per_sec'] = statistics.median(torch_rates)
+        row['torch_img_per_sec_min'], row['torch_img_per_sec_max'] = min(torch_rates), max(torch_rates)
+        row['jax_over_torch'] = row['img_per_sec'] / row['torch_img_per_sec']
+      rows.append(row)
       print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
   env = environment()
   print(f'\n{env}\n' + format_rows(rows))
+  if _PLOT.value:
+    plot_scaling(rows, env, _PLOT.value)
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
       json.dump({'environment': env, 'results': rows}, f, indent=2)

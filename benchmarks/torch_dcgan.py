@@ -1,0 +1,112 @@
+"""PyTorch reference of the seed's two DCGANs and their simultaneous train step.
+
+The speed yardstick for `python -m gan.bench --torch`: same layers, parameter counts,
+losses and optimiser as `configs/baseline.py` / `configs/recap.py`, built from the same
+config, trained with the seed's step (one forward pass, G and D gradients from their own
+losses, both Adam updates). PyTorch pads 5x5/2 convolutions symmetrically (2, 2) where
+TF/JAX's SAME pads (1, 2); the work is the same. Needs `pip install -e '.[torch]'`.
+"""
+
+import time
+
+import ml_collections
+import torch
+from torch import nn
+
+
+def _act(cfg: ml_collections.ConfigDict) -> nn.Module:
+  return nn.ReLU() if cfg.activation == 'relu' else nn.LeakyReLU(cfg.leaky_slope)
+
+
+class _Reshape(nn.Module):
+  def __init__(self, *shape):
+    super().__init__()
+    self.shape = shape
+
+  def forward(self, x):
+    return x.reshape(x.shape[0], *self.shape)
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+  """(G, D) as torch modules, NCHW, for a 'dcgan' config."""
+  m = config.model
+  # Keras/Flax momentum 0.99 (weight of the old average) is PyTorch momentum 0.01.
+  bn2d = lambda c: nn.BatchNorm2d(c, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
+  k, pad = m.G.kernel_size, m.G.kernel_size // 2
+  size, channels = m.G.base_size, m.G.base_channels
+  g_layers = [nn.Linear(m.latent_dim, size * size * channels, bias=False),
+              nn.BatchNorm1d(size * size * channels, eps=m.bn_epsilon, momentum=1 - m.bn_momentum),
+              _act(m.G), _Reshape(channels, size, size)]
+  in_ch = channels
+  for out_ch in m.G.channels:
+    g_layers += [nn.ConvTranspose2d(in_ch, out_ch, k, 2, pad, output_padding=1, bias=False),
+                 bn2d(out_ch), _act(m.G)]
+    in_ch = out_ch
+  g_layers += [nn.ConvTranspose2d(in_ch, m.G.out_channels, k, 2, pad, output_padding=1,
+                                  bias=False), nn.Tanh()]
+
+  d_layers, in_ch, spatial = [], m.G.out_channels, 32
+  for out_ch, use_bn in zip(m.D.channels, m.D.batch_norm):
+    d_layers.append(nn.Conv2d(in_ch, out_ch, m.D.kernel_size, 2, m.D.kernel_size // 2))
+    if use_bn:
+      d_layers.append(bn2d(out_ch))
+    d_layers.append(_act(m.D))
+    if m.D.dropout > 0:
+      d_layers.append(nn.Dropout(m.D.dropout))
+    in_ch, spatial = out_ch, spatial // 2
+  d_layers += [nn.Flatten(), nn.Linear(in_ch * spatial * spatial, 1)]
+  return nn.Sequential(*g_layers), nn.Sequential(*d_layers)
+
+
+def make_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module):
+  """The seed's simultaneous step; returns step(real [N, 3, 32, 32] in [-1, 1])."""
+  adam = lambda params, o: torch.optim.Adam(params, lr=o.learning_rate, betas=(o.b1, o.b2),
+                                            eps=o.eps)
+  g_opt = adam(generator.parameters(), config.optim.G)
+  d_opt = adam(discriminator.parameters(), config.optim.D)
+  bce = nn.BCEWithLogitsLoss()
+  latent = config.model.latent_dim
+
+  def step(real: torch.Tensor) -> tuple[float, float]:
+    z = torch.randn(real.shape[0], latent)
+    fake = generator(z)
+    real_logits, fake_logits = discriminator(real), discriminator(fake)
+    g_loss = bce(fake_logits, torch.ones_like(fake_logits))
+    d_loss = (bce(real_logits, torch.ones_like(real_logits)) +
+              bce(fake_logits, torch.zeros_like(fake_logits)))
+    g_grads = torch.autograd.grad(g_loss, list(generator.parameters()), retain_graph=True)
+    d_grads = torch.autograd.grad(d_loss, list(discriminator.parameters()))
+    for p, g in zip(generator.parameters(), g_grads):
+      p.grad = g
+    for p, g in zip(discriminator.parameters(), d_grads):
+      p.grad = g
+    g_opt.step()
+    d_opt.step()
+    return g_loss.detach(), d_loss.detach()
+
+  return step
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+  """(trainable, BatchNorm running statistics), as Keras counts them."""
+  trainable = sum(p.numel() for p in module.parameters())
+  stats = sum(b.numel() for name, b in module.named_buffers() if 'running' in name)
+  return trainable, stats
+
+
+def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int,
+              num_windows: int, warmup: int) -> list[float]:
+  """img/s of each timed window."""
+  torch.manual_seed(config.seed)
+  generator, discriminator = build(config)
+  step = make_step(config, generator, discriminator)
+  real = torch.rand(batch_size, 3, 32, 32) * 2 - 1
+  for _ in range(warmup):
+    step(real)
+  rates = []
+  for _ in range(num_windows):
+    start = time.perf_counter()
+    for _ in range(num_steps):
+      step(real)
+    rates.append(num_steps * batch_size / (time.perf_counter() - start))
+  return rates

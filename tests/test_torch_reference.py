@@ -1,0 +1,35 @@
+"""The PyTorch yardstick of gan.bench is the same network: same parameter counts."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs import baseline, recap
+from tests.test_models import SEED_COUNTS
+
+torch = pytest.importorskip('torch')
+
+
+def _reference():
+  path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_dcgan.py'
+  spec = importlib.util.spec_from_file_location('torch_dcgan', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize('name,get_config', [('baseline', baseline.get_config),
+                                             ('recap', recap.get_config)])
+def test_torch_reference_matches_the_seed_counts_and_trains(name, get_config):
+  reference = _reference()
+  config = get_config()
+  generator, discriminator = reference.build(config)
+  assert reference.count_parameters(generator) == SEED_COUNTS[name]['G']
+  assert reference.count_parameters(discriminator) == SEED_COUNTS[name]['D']
+  assert generator(torch.zeros(4, 100)).shape == (4, 3, 32, 32)
+  before = [p.detach().clone() for p in generator.parameters()]
+  g_loss, d_loss = reference.make_step(config, generator, discriminator)(torch.rand(4, 3, 32, 32) * 2 - 1)
+  assert np.isfinite(float(g_loss)) and np.isfinite(float(d_loss))
+  assert all(not torch.equal(a, b) for a, b in zip(before, generator.parameters()))
