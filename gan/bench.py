@@ -6,7 +6,8 @@ r"""Times the full train step of configs on whatever device is present.
 For each (config, batch size): compile time, steady-state img/s as the median (with min
 and max) of `--windows` timed windows of `--steps` steps each after a warm-up, the step's
 FLOPs from XLA's cost analysis and the FLOP rate they imply, and peak memory (the
-device's allocator peak where it reports one, else the process' peak RSS). Batches are
+device's allocator peak where it reports one, else the process' peak RSS so far, which
+only grows across the rows of one invocation). Batches are
 random uint8 images already on the device: this times the step, not the input pipeline.
 """
 
