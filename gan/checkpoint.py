@@ -48,27 +48,31 @@ class Checkpointer:
 
 
 class StopRequest:
-  """Turns SIGTERM into a flag the loop checks between steps (it then saves and exits).
-
-  Ctrl-C arrives as KeyboardInterrupt, which the loop handles the same way.
+  """Turns SIGTERM and Ctrl-C (SIGINT) into a flag the loop checks between steps; the loop
+  then saves a checkpoint and returns. Stopping between steps, never inside one, means the
+  state saved is always whole. A second Ctrl-C raises KeyboardInterrupt at once.
   """
+  _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
-    self.requested = False
-    self._previous = None
+    self.requested: str | None = None  # The name of the signal that asked to stop.
+    self._previous = {}
 
   def __enter__(self):
-    try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # Not the main thread: signals cannot be caught here.
-      self._previous = None
+    for signum in self._SIGNALS:
+      try:
+        self._previous[signum] = signal.signal(signum, self._handle)
+      except ValueError:  # Not the main thread: signals cannot be caught here.
+        pass
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
+    del frame
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.requested = signal.Signals(signum).name
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
     return False

@@ -12,7 +12,7 @@
 
 Resume: rerunning the same command restores the latest checkpoint and continues at its
 step; batch order and noise are functions of (seed, step), so the result equals an
-uninterrupted run. SIGTERM or Ctrl-C saves a checkpoint before the process exits. A
+uninterrupted run. SIGTERM or Ctrl-C stops after the current step and saves a checkpoint. A
 non-finite loss or gradient norm stops the run naming the step, before any checkpoint of
 the bad state is written.
 """
@@ -187,17 +187,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           save_samples(epoch)
           if epoch % config.checkpoint.every_epochs == 0 or step == total_steps:
             checkpointer.save(state)
-      buffer.flush()
+      buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
       checkpointer.save(state)
       if stop.requested:
-        print(f'\nStopped by SIGTERM at step {step}; checkpoint saved. Rerun the same '
-              f'command to resume.', flush=True)
-  except KeyboardInterrupt:
-    buffer.flush()
-    checkpointer.save(state)
-    print(f'\nInterrupted at step {step}; checkpoint saved. Rerun the same command to '
-          f'resume.', flush=True)
-    raise
+        print(f'\nStopped by {stop.requested} at step {step}; checkpoint saved. Rerun the '
+              f'same command to resume.', flush=True)
   finally:
     bar.close()
     writer.close()

@@ -99,7 +99,8 @@ def test_bad_config_fails_before_anything_runs(smoke_config, tmp_path, field, va
   assert not (tmp_path / 'run').exists()  # Nothing loaded, compiled or written.
 
 
-def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tiny_cifar_dir, tmp_path):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_a_checkpoint(tiny_cifar_dir, tmp_path, signum):
   workdir = tmp_path / 'run'
   command = [sys.executable, str(ROOT / 'train.py'), '--config', str(ROOT / 'configs/recap.py:smoke'),
              '--config.train.num_epochs=1000', '--config.log.progress_bar=False',
@@ -112,11 +113,12 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tiny_cifar_dir, tmp_
   while time.time() < deadline and not (metrics.exists() and metrics.read_text().count('\n') >= 3):
     assert process.poll() is None, process.stdout.read()
     time.sleep(0.5)
-  process.send_signal(signal.SIGTERM)
+  process.send_signal(signum)
   output, _ = process.communicate(timeout=120)
   assert process.returncode == 0, output
-  assert 'Stopped by SIGTERM at step' in output
-  stopped_at = int(output.split('Stopped by SIGTERM at step ')[1].split(';')[0])
+  message = f'Stopped by {signal.Signals(signum).name} at step '
+  assert message in output, output
+  stopped_at = int(output.split(message)[1].split(';')[0])
   assert stopped_at >= 3
   assert checkpoint.Checkpointer(workdir / 'checkpoints', 2).latest_step() == stopped_at
   last_logged = json.loads(metrics.read_text().splitlines()[-1])['step']
