@@ -156,6 +156,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   if step == 0:
     save_samples(0)
+  evaluate = None
+  if config.eval.every_epochs:
+    from gan.evaluate import FidEvaluator  # Loads the FID Inception only when asked for.
+    evaluator = FidEvaluator(config, generator, config.eval.reference_split,
+                             config.eval.batch_size)
+
+    def evaluate(epoch: int) -> None:
+      record = {'step': step, 'epoch': float(epoch), 'kimg': step * batch_size / 1000,
+                **evaluator(state.g, config.eval.num_samples)}
+      writer.write(record)
+      writer.flush()
+      print(f'\nepoch {epoch}: FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f}',
+            flush=True)
+
   writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard)
   buffer = _MetricBuffer(writer, batch_size, steps_per_epoch)
   bar = logs.progress_bar(total_steps, step, config.log.progress_bar)
@@ -185,6 +199,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         if step % steps_per_epoch == 0:
           epoch = step // steps_per_epoch
           save_samples(epoch)
+          if evaluate and (epoch % config.eval.every_epochs == 0 or step == total_steps):
+            evaluate(epoch)
           if epoch % config.checkpoint.every_epochs == 0 or step == total_steps:
             checkpointer.save(state)
       buffer.flush()  # Raises on a non-finite step: the bad state is never saved.

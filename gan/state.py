@@ -47,11 +47,13 @@ def rng_streams(seed: int) -> dict[str, jax.Array]:
   """The run's independent PRNG keys, all from `config.seed`.
 
   'init': parameter initialisation; 'train': per-step noise and dropout (stored in the
-  state); 'samples': the fixed noise of the sample grids. Data order uses numpy seeded
-  by (seed, epoch), see gan.data.epoch_permutation.
+  state); 'samples': the fixed noise of the sample grids; 'eval': the noise of FID/KID
+  samples. Data order uses numpy seeded by (seed, epoch), see gan.data.epoch_permutation.
   """
-  init, train, samples = jax.random.split(jax.random.PRNGKey(seed), 3)
-  return {'init': init, 'train': train, 'samples': samples}
+  root = jax.random.PRNGKey(seed)
+  init, train, samples = jax.random.split(root, 3)
+  # Folded in rather than split off, so adding it left the other streams unchanged.
+  return {'init': init, 'train': train, 'samples': samples, 'eval': jax.random.fold_in(root, 1)}
 
 
 def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:

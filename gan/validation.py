@@ -76,6 +76,12 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(config.eval.gif_fps > 0, f'eval.gif_fps={config.eval.gif_fps} must be > 0.')
   need(0 <= config.eval.curve_smoothing < 1,
        f'eval.curve_smoothing={config.eval.curve_smoothing} must be in [0, 1).')
+  need(config.eval.every_epochs >= 0,
+       f'eval.every_epochs={config.eval.every_epochs} must be >= 0 (0: no FID during training).')
+  need(config.eval.num_samples > 1, f'eval.num_samples={config.eval.num_samples} must be > 1.')
+  need(config.eval.reference_split in ('train', 'test'),
+       f"eval.reference_split={config.eval.reference_split!r}: use 'train' or 'test'.")
+  need(config.eval.batch_size > 0, f'eval.batch_size={config.eval.batch_size} must be > 0.')
   need(config.checkpoint.every_epochs > 0,
        f'checkpoint.every_epochs={config.checkpoint.every_epochs} must be > 0.')
   need(config.checkpoint.max_to_keep > 0,

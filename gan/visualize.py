@@ -77,7 +77,8 @@ def smooth(values: np.ndarray, factor: float) -> np.ndarray:
 
 
 def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> None:
-  """curves.png: G and D loss, and D's accuracy on real and fake images, against epoch.
+  """curves.png: G and D loss, D's accuracy on real and fake images, and (when the run
+  logged any) FID and KID, against epoch.
 
   Raw values are drawn faint, their smoothed trend solid; the dashed line at 0.5 is where
   D's accuracy on fakes sits once it cannot tell them from real images.
@@ -86,7 +87,9 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   if not steps:
     raise ValueError(f'No training steps to plot in {path}.')
   epoch = np.array([r['epoch'] for r in steps])
-  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+  evals = [r for r in records if 'eval/fid' in r]
+  fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(18 if evals else 12, 4.2))
+  ax_loss, ax_acc = axes[:2]
   for key, color in (('G/loss', 'tab:blue'), ('D/loss', 'tab:red')):
     values = np.array([r[key] for r in steps])
     ax_loss.plot(epoch, values, color=color, alpha=0.25, linewidth=0.7)
@@ -101,7 +104,20 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   ax_acc.set(xlabel='epoch', ylabel='accuracy', ylim=(-0.02, 1.02),
              title='D accuracy (probability > 0.5 means "real")')
   ax_acc.legend(loc='lower left')
-  for ax in (ax_loss, ax_acc):
+  if evals:
+    ax_fid = axes[2]
+    eval_epoch = [r['epoch'] for r in evals]
+    ax_fid.plot(eval_epoch, [r['eval/fid'] for r in evals], marker='o', color='tab:orange',
+                label='FID')
+    ax_fid.set(xlabel='epoch', ylabel='FID', title=f'FID / KID ({evals[-1]["eval/num_samples"]} '
+               f'samples vs {evals[-1]["eval/reference"]})')
+    ax_kid = ax_fid.twinx()
+    ax_kid.plot(eval_epoch, [r['eval/kid'] for r in evals], marker='s', color='tab:gray',
+                label='KID')
+    ax_kid.set_ylabel('KID')
+    ax_fid.legend(loc='upper right')
+    ax_kid.legend(loc='upper center')
+  for ax in axes:
     ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=100)

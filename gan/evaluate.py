@@ -1,0 +1,129 @@
+r"""FID and KID of a run's generator against CIFAR-10, appended to its metrics file.
+
+  python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
+
+Samples G (inference mode, noise from the run's own 'eval' random stream) at the latest
+checkpoint, extracts the reference FID Inception's features (gan.metrics.inception) and
+compares them with the reference split's, whose mean, covariance and KID features are
+cached under $GAN_CACHE_DIR keyed by the split's checksum. The result is appended to
+`<workdir>/metrics.jsonl` as {"step", "epoch", "kimg", "eval/fid", "eval/kid",
+"eval/kid_std", "eval/num_samples", "eval/reference"}. The training loop calls the same
+`FidEvaluator` every `config.eval.every_epochs` epochs.
+"""
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan import data, models, visualize
+from gan.metrics import fid, weights
+from gan.state import GANState, rng_streams
+
+# KID compares subsets of up to this many features; the cache keeps as many of the reference.
+KID_FEATURES = 10_000
+
+
+class FidEvaluator:
+  """FID/KID of generator states against one reference split, the reference cached."""
+
+  def __init__(self, config: ml_collections.ConfigDict, generator, reference_split: str,
+               batch_size: int = 50):
+    from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
+    self._extractor = FeatureExtractor(batch_size)
+    self._generator = generator
+    self._latent_dim = config.model.latent_dim
+    self._key = rng_streams(config.seed)['eval']
+    self.reference = f'cifar10:{reference_split}'
+    data_config = config.data.copy_and_resolve_references()
+    data_config.split, data_config.num_examples = reference_split, 0
+    self._mu, self._sigma, self._kid_features = self._reference_stats(data_config)
+    self._sample = jax.jit(lambda g, z: generator.apply(
+        {'params': g.params, 'batch_stats': g.batch_stats}, z, train=False))
+
+  def _reference_stats(self, data_config):
+    images, _ = data.load(data_config)
+    checksum = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+    path = weights.cache_dir() / f'fid-stats-{self.reference.replace(":", "-")}-{checksum}.npz'
+    if path.exists():
+      with np.load(path) as cached:
+        return cached['mu'], cached['sigma'], cached['kid_features']
+    print(f'Computing FID reference statistics of {self.reference} ({len(images)} images) once '
+          f'into {path} ...', flush=True)
+    features = self._extractor(images)
+    mu, sigma = fid.feature_stats(features)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, mu=mu, sigma=sigma, kid_features=features[:KID_FEATURES])
+    return mu, sigma, features[:KID_FEATURES]
+
+  def samples(self, g_state, num_samples: int) -> np.ndarray:
+    """uint8 [N, 32, 32, 3]: G's output quantised as the reference pipeline does.
+
+    The noise is drawn for all N at once, so the samples do not depend on the batch size.
+    """
+    batch = self._extractor.batch_size
+    padded = -(-num_samples // batch) * batch
+    noise = np.asarray(jax.random.normal(self._key, (num_samples, self._latent_dim)))
+    noise = np.concatenate([noise, np.zeros((padded - num_samples, self._latent_dim), noise.dtype)])
+    out = [visualize.to_uint8(np.asarray(self._sample(g_state, noise[start:start + batch])))
+           for start in range(0, padded, batch)]
+    return np.concatenate(out)[:num_samples]
+
+  def __call__(self, g_state, num_samples: int) -> dict:
+    features = self._extractor(self.samples(g_state, num_samples))
+    kid, kid_std = fid.kernel_inception_distance(features, self._kid_features)
+    return {'eval/fid': fid.frechet_distance(*fid.feature_stats(features), self._mu, self._sigma),
+            'eval/kid': kid, 'eval/kid_std': kid_std, 'eval/num_samples': num_samples,
+            'eval/reference': self.reference}
+
+
+def evaluate_run(workdir: Path, num_samples: int, reference_split: str) -> dict:
+  """Evaluates the latest checkpoint of `workdir`; appends and returns the record."""
+  from gan import checkpoint, steps
+  from gan.loop import make_mesh
+  from gan.state import create_state
+  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  generator, discriminator = models.build_models(config)
+  template = jax.jit(lambda: create_state(config, generator, discriminator),
+                     out_shardings=steps.replicated(make_mesh()))()
+  checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
+  state: GANState | None = checkpointer.restore_latest(template)
+  checkpointer.close()
+  if state is None:
+    raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint to evaluate.')
+  step = int(state.step)
+  steps_per_epoch = _steps_per_epoch(workdir)
+  record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
+            'kimg': step * config.train.batch_size / 1000,
+            **FidEvaluator(config, generator, reference_split,
+                           config.eval.batch_size)(state.g, num_samples)}
+  with open(workdir / 'metrics.jsonl', 'a') as f:
+    f.write(json.dumps(record) + '\n')
+  return record
+
+
+def _steps_per_epoch(workdir: Path) -> float | None:
+  """From the run's own log: step / epoch of its last training record."""
+  for record in reversed(visualize.read_metrics(workdir / 'metrics.jsonl')):
+    if 'G/loss' in record and record['epoch']:
+      return record['step'] / record['epoch']
+  return None
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description='FID/KID of a run against CIFAR-10.')
+  parser.add_argument('--workdir', type=Path, required=True)
+  parser.add_argument('--num_samples', type=int, default=10_000)
+  parser.add_argument('--reference', choices=('train', 'test'), default='train')
+  args = parser.parse_args(argv)
+  record = evaluate_run(args.workdir, args.num_samples, args.reference)
+  print(f'step {record["step"]}: FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f} '
+        f'+- {record["eval/kid_std"]:.4f}  ({args.num_samples} samples vs {record["eval/reference"]})')
+
+
+if __name__ == '__main__':
+  main()
