@@ -113,12 +113,9 @@ def _conv_as_matmul(inputs: Array, kernel: Array, padding: list[tuple[int, int]]
   return outputs.reshape(batch, out_h, out_w, features)
 
 
-class SubPixelConvTranspose(nn.Module):
-  """`nn.ConvTranspose(features, (k, k), (s, s), padding='SAME')`, as a stride-1 conv.
-
-  Parameters are `kernel` [k, k, in, features] and `bias` [features], as in the Flax
-  layer (with its default `transpose_kernel=False`).
-  """
+class _SquareConv(nn.Module):
+  """The fields and parameters of the Flax layer replaced: `kernel` [k, k, in, features]
+  and `bias` [features]."""
   features: int
   kernel_size: int
   strides: int
@@ -128,15 +125,28 @@ class SubPixelConvTranspose(nn.Module):
   kernel_init: Callable = glorot_uniform
   bias_init: Callable = nn.initializers.zeros_init()
 
-  @nn.compact
-  def __call__(self, inputs: Array) -> Array:
-    batch, height, width, in_features = inputs.shape
-    k, s = self.kernel_size, self.strides
+  def _parameters(self, inputs: Array) -> tuple[Array, Array, Array | None]:
+    """(inputs, kernel, bias) in the compute dtype; called from `__call__`."""
+    k, in_features = self.kernel_size, inputs.shape[-1]
     kernel = self.param('kernel', self.kernel_init, (k, k, in_features, self.features),
                         self.param_dtype)
     bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
             if self.use_bias else None)
-    inputs, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+    return nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+
+
+class SubPixelConvTranspose(_SquareConv):
+  """`nn.ConvTranspose(features, (k, k), (s, s), padding='SAME')`, as a stride-1 conv.
+
+  Parameters are `kernel` [k, k, in, features] and `bias` [features], as in the Flax
+  layer (with its default `transpose_kernel=False`).
+  """
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    batch, height, width, in_features = inputs.shape
+    k, s = self.kernel_size, self.strides
+    inputs, kernel, bias = self._parameters(inputs)
 
     tap_map, d_min, d_max = _transpose_tap_map(k, s)
     taps = tap_map.shape[0]
@@ -152,20 +162,12 @@ class SubPixelConvTranspose(nn.Module):
     return outputs
 
 
-class SpaceToDepthConv(nn.Module):
+class SpaceToDepthConv(_SquareConv):
   """`nn.Conv(features, (k, k), strides=(s, s), padding='SAME')`, as a stride-1 conv.
 
   Parameters are `kernel` [k, k, in, features] and `bias` [features], as in the Flax
   layer. The input's height and width must be multiples of the stride.
   """
-  features: int
-  kernel_size: int
-  strides: int
-  use_bias: bool = True
-  dtype: jnp.dtype | None = None
-  param_dtype: jnp.dtype = jnp.float32
-  kernel_init: Callable = glorot_uniform
-  bias_init: Callable = nn.initializers.zeros_init()
 
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
@@ -174,11 +176,7 @@ class SpaceToDepthConv(nn.Module):
     if height % s or width % s:
       raise ValueError(f'SpaceToDepthConv needs height and width divisible by the stride '
                        f'{s}; got input shape {inputs.shape}.')
-    kernel = self.param('kernel', self.kernel_init, (k, k, in_features, self.features),
-                        self.param_dtype)
-    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
-    inputs, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+    inputs, kernel, bias = self._parameters(inputs)
 
     row_map, row_min, row_max = _strided_tap_map(k, s, height)
     col_map, col_min, col_max = _strided_tap_map(k, s, width)

@@ -28,26 +28,26 @@ def activation_fn(name: str, leaky_slope: float) -> Callable[[Array], Array]:
   raise ValueError(f"Unknown activation {name!r}; use 'relu' or 'leaky_relu'.")
 
 
-def conv_transpose_layer(impl: str) -> Callable[..., nn.Module]:
-  """A SAME, square-kernel ConvTranspose constructor: (features, kernel, stride, ...)."""
-  if impl == 'subpixel':
-    return layers.SubPixelConvTranspose
+def _square_conv_layer(impl: str, fast_impl: str, fast_layer, flax_layer, setting: str):
+  """A constructor (features, kernel_size, strides, **kw) of a SAME square-kernel layer:
+  the fast rewrite, or the Flax layer with Keras' initialiser."""
+  if impl == fast_impl:
+    return fast_layer
   if impl == 'flax':
-    return lambda features, kernel_size, strides, **kw: nn.ConvTranspose(
+    return lambda features, kernel_size, strides, **kw: flax_layer(
         features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
         kernel_init=layers.glorot_uniform, **kw)
-  raise ValueError(f"Unknown conv_transpose_impl {impl!r}; use 'subpixel' or 'flax'.")
+  raise ValueError(f"Unknown {setting} {impl!r}; use {fast_impl!r} or 'flax'.")
+
+
+def conv_transpose_layer(impl: str) -> Callable[..., nn.Module]:
+  return _square_conv_layer(impl, 'subpixel', layers.SubPixelConvTranspose, nn.ConvTranspose,
+                            'conv_transpose_impl')
 
 
 def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
-  """A SAME, square-kernel strided Conv constructor: (features, kernel, stride, ...)."""
-  if impl == 'space_to_depth':
-    return layers.SpaceToDepthConv
-  if impl == 'flax':
-    return lambda features, kernel_size, strides, **kw: nn.Conv(
-        features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
-        kernel_init=layers.glorot_uniform, **kw)
-  raise ValueError(f"Unknown strided_conv_impl {impl!r}; use 'space_to_depth' or 'flax'.")
+  return _square_conv_layer(impl, 'space_to_depth', layers.SpaceToDepthConv, nn.Conv,
+                            'strided_conv_impl')
 
 
 class DCGANGenerator(nn.Module):
