@@ -148,7 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   train_step = steps.make_train_step(config, generator, discriminator, mesh)
   next_batch = _batch_source(config, images, mesh)
-  sample = _sampler(config, generator, mesh)
+  sample = _sampler(config, generator)
   grid_rows = config.eval.grid_size
 
   def save_samples(epoch: int) -> None:
@@ -245,7 +245,7 @@ def _batch_source(config: ml_collections.ConfigDict, images: np.ndarray, mesh: M
   return lambda idx: jax.device_put(images[idx], sharding)
 
 
-def _sampler(config: ml_collections.ConfigDict, generator, mesh: Mesh):
+def _sampler(config: ml_collections.ConfigDict, generator):
   """G's state -> the fixed-noise grid samples [grid^2, 32, 32, 3] in [-1, 1], on host.
 
   G runs in inference mode (BatchNorm running statistics), as the seed's grids did.
