@@ -1,6 +1,7 @@
 r"""FID and KID of a run's generator against CIFAR-10, appended to its metrics file.
 
   python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
+                         [--batch_size 50]
 
 Samples G (inference mode, noise from the run's own 'eval' random stream) at the latest
 checkpoint, extracts the reference FID Inception's features (gan.metrics.inception) and
@@ -81,7 +82,8 @@ class FidEvaluator:
             'eval/reference': self.reference}
 
 
-def evaluate_run(workdir: Path, num_samples: int, reference_split: str) -> dict:
+def evaluate_run(workdir: Path, num_samples: int, reference_split: str,
+                 batch_size: int = 50) -> dict:
   """Evaluates the latest checkpoint of `workdir`; appends and returns the record."""
   from gan import checkpoint, steps
   from gan.loop import make_mesh
@@ -99,8 +101,7 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str) -> dict:
   steps_per_epoch = _steps_per_epoch(workdir)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
             'kimg': step * config.train.batch_size / 1000,
-            **FidEvaluator(config, generator, reference_split,
-                           config.eval.batch_size)(state.g, num_samples)}
+            **FidEvaluator(config, generator, reference_split, batch_size)(state.g, num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   return record
@@ -119,8 +120,9 @@ def main(argv=None) -> None:
   parser.add_argument('--workdir', type=Path, required=True)
   parser.add_argument('--num_samples', type=int, default=10_000)
   parser.add_argument('--reference', choices=('train', 'test'), default='train')
+  parser.add_argument('--batch_size', type=int, default=50, help='Inception batch')
   args = parser.parse_args(argv)
-  record = evaluate_run(args.workdir, args.num_samples, args.reference)
+  record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size)
   print(f'step {record["step"]}: FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f} '
         f'+- {record["eval/kid_std"]:.4f}  ({args.num_samples} samples vs {record["eval/reference"]})')
 

@@ -35,7 +35,8 @@ def test_fid_during_training_and_after(smoke_config, tmp_path, fid_cache):
     assert r['eval/num_samples'] == 20 and r['eval/reference'] == 'cifar10:test'
   assert list(fid_cache.glob('fid-stats-cifar10-test-*.npz'))  # Reference cached.
 
-  evaluate.main(['--workdir', str(tmp_path), '--num_samples', '20', '--reference', 'test'])
+  evaluate.main(['--workdir', str(tmp_path), '--num_samples', '20', '--reference', 'test',
+                 '--batch_size', '8'])
   last = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
   assert last['step'] == evals[-1]['step'] and last['epoch'] == 2.0
   # Same checkpoint, same eval noise, same reference: the same numbers (any batch size).
