@@ -11,8 +11,6 @@ last epoch (single steps of a GAN are too noisy to compare).
 import json
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use('Agg')
@@ -22,20 +20,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan import models, visualize  # noqa: E402
+from gan import summary, visualize  # noqa: E402
 
 _OUT = flags.DEFINE_string('out', 'compare', 'Output path without extension.')
-
-
-def _parameters(config: ml_collections.ConfigDict) -> tuple[int, int]:
-  """(G, D) parameter counts, BatchNorm statistics included (as Keras counts them)."""
-  generator, discriminator = models.build_models(config)
-  z = jnp.zeros((1, config.model.latent_dim))
-  images = jnp.zeros((1, *models.image_shape(config)))
-  count = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
-  return (count(jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), z, train=False))),
-          count(jax.eval_shape(lambda: discriminator.init(jax.random.PRNGKey(0), images,
-                                                          train=False))))
 
 
 def summarize_run(workdir: Path) -> dict:
@@ -45,7 +32,8 @@ def summarize_run(workdir: Path) -> dict:
     raise ValueError(f'{workdir}: metrics.jsonl holds no training steps.')
   last_epoch = np.ceil(records[-1]['epoch']) - 1
   final = [r for r in records if r['epoch'] > last_epoch]
-  g_params, d_params = _parameters(config)
+  g_params, d_params = (summary.total_parameters(layers)
+                        for layers in summary.network_layers(config))
   mean = lambda key: float(np.mean([r[key] for r in final]))
   return {
       'run': workdir.name, 'epochs': records[-1]['epoch'], 'G params': g_params,

@@ -43,8 +43,7 @@ class FidEvaluator:
     data_config = config.data.copy_and_resolve_references()
     data_config.split, data_config.num_examples = reference_split, 0
     self._mu, self._sigma, self._kid_features = self._reference_stats(data_config)
-    self._sample = jax.jit(lambda g, z: generator.apply(
-        {'params': g.params, 'batch_stats': g.batch_stats}, z, train=False))
+    self._sample = models.inference_generator(generator)
 
   def _reference_stats(self, data_config):
     images, _ = data.load(data_config)

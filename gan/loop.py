@@ -246,16 +246,8 @@ def _batch_source(config: ml_collections.ConfigDict, images: np.ndarray, mesh: M
 
 
 def _sampler(config: ml_collections.ConfigDict, generator):
-  """G's state -> the fixed-noise grid samples [grid^2, 32, 32, 3] in [-1, 1], on host.
-
-  G runs in inference mode (BatchNorm running statistics), as the seed's grids did.
-  """
+  """G's state -> the fixed-noise grid samples [grid^2, 32, 32, 3] in [-1, 1], on host."""
   num = config.eval.grid_size ** 2
   noise = jax.random.normal(rng_streams(config.seed)['samples'], (num, config.model.latent_dim))
-
-  @jax.jit
-  def generate(g):
-    return generator.apply({'params': g.params, 'batch_stats': g.batch_stats}, noise,
-                           train=False)
-
-  return lambda g: np.asarray(jax.device_get(generate(g)))
+  generate = models.inference_generator(generator)
+  return lambda g: np.asarray(jax.device_get(generate(g, noise)))

@@ -154,6 +154,13 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Modul
   return DESIGNS[config.model.name](config)
 
 
+def inference_generator(generator: nn.Module):
+  """Jitted (G's NetState, z [N, latent]) -> images [N, 32, 32, 3] in [-1, 1], with
+  BatchNorm's running statistics (inference mode), as the seed sampled its grids."""
+  return jax.jit(lambda g, z: generator.apply(
+      {'params': g.params, 'batch_stats': g.batch_stats}, z, train=False))
+
+
 def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
   """[H, W, C] of G's output: each ConvTranspose doubles the base size."""
   size = config.model.G.base_size * 2 ** (len(config.model.G.channels) + 1)

@@ -63,21 +63,29 @@ def format_table(title: str, layers: list[Layer]) -> str:
                  f'{layer.trainable + layer.non_trainable:>12,}')
   trainable = sum(layer.trainable for layer in layers)
   non_trainable = sum(layer.non_trainable for layer in layers)
-  lines += [rule, f'Total params: {trainable + non_trainable:,}',
+  lines += [rule, f'Total params: {total_parameters(layers):,}',
             f'Trainable params: {trainable:,}', f'Non-trainable params: {non_trainable:,}', '']
   return '\n'.join(lines)
 
 
-def summarize(config: ml_collections.ConfigDict) -> str:
-  """Both networks' tables for `config`."""
+def network_layers(config: ml_collections.ConfigDict) -> tuple[list[Layer], list[Layer]]:
+  """(G's layers, D's layers) for `config`."""
   generator, discriminator = models.build_models(config)
   z = jnp.zeros((1, config.model.latent_dim))
   images = jnp.zeros((1, *models.image_shape(config)))
-  return '\n'.join([
-      format_table(f'Generator ({config.model.name})', layers_of(generator, z, train=False)),
-      format_table(f'Discriminator ({config.model.name})',
-                   layers_of(discriminator, images, train=False)),
-  ])
+  return layers_of(generator, z, train=False), layers_of(discriminator, images, train=False)
+
+
+def total_parameters(layers: list[Layer]) -> int:
+  """Trainable parameters plus BatchNorm statistics, as Keras' "Total params"."""
+  return sum(layer.trainable + layer.non_trainable for layer in layers)
+
+
+def summarize(config: ml_collections.ConfigDict) -> str:
+  """Both networks' tables for `config`."""
+  g_layers, d_layers = network_layers(config)
+  return '\n'.join([format_table(f'Generator ({config.model.name})', g_layers),
+                    format_table(f'Discriminator ({config.model.name})', d_layers)])
 
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/recap.py.')

@@ -158,3 +158,9 @@ def test_fid_command_line(tmp_path, monkeypatch, capsys):
   different = capsys.readouterr().out
   value = lambda out: float(out.split('FID ')[1].split()[0])
   assert abs(value(same)) < 1e-2 and value(different) > 10
+
+
+def test_dataset_split_as_image_set(tiny_cifar_dir, monkeypatch):
+  monkeypatch.setenv(data.ENV_DIR, str(tiny_cifar_dir))
+  images, _ = fid.load_images('cifar10:test')
+  np.testing.assert_array_equal(images, data.read_binary(tiny_cifar_dir, 'test')[0])

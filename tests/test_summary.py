@@ -29,3 +29,8 @@ def test_layers_in_call_order_with_bn_statistics_as_non_trainable():
                                       'SubPixelConvTranspose', 'BatchNorm', 'SubPixelConvTranspose']
   assert (layers[1].trainable, layers[1].non_trainable) == (8192, 8192)
   assert layers[2].output_shape == (1, 8, 8, 256)
+
+
+def test_total_parameters_of_each_network():
+  g_layers, d_layers = summary.network_layers(recap.get_config())
+  assert (summary.total_parameters(g_layers), summary.total_parameters(d_layers)) == (2_894_720, 218_497)

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
 from gan import data
@@ -70,10 +71,10 @@ def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
 def load_images(spec: str, num_samples: int = 0) -> tuple[np.ndarray, str]:
   """(uint8 [N, 32, 32, 3], a checksum of them) for `cifar10:<split>` or an .npz path."""
   if spec.startswith('cifar10:'):
-    from configs import baseline  # The data settings a run would use.
-    config = baseline.get_config().data
-    config.split = spec.split(':', 1)[1]
-    images, _ = data.load(config)
+    # The default data settings: $GAN_CIFAR10_DIR if set, TFDS otherwise.
+    images, _ = data.load(ml_collections.ConfigDict({
+        'source': 'auto', 'dir': '', 'tfds_data_dir': '', 'split': spec.split(':', 1)[1],
+        'num_examples': 0}))
   else:
     path = Path(spec)
     if not path.is_file():
