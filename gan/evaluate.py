@@ -23,7 +23,7 @@ import numpy as np
 
 from gan import data, models, visualize
 from gan.metrics import fid, weights
-from gan.state import GANState, rng_streams
+from gan.state import GANState, rng_streams, sampling_variables
 
 # KID compares subsets of up to this many features; the cache keeps as many of the reference.
 KID_FEATURES = 10_000
@@ -60,7 +60,7 @@ class FidEvaluator:
     np.savez(path, mu=mu, sigma=sigma, kid_features=features[:KID_FEATURES])
     return mu, sigma, features[:KID_FEATURES]
 
-  def samples(self, g_state, num_samples: int) -> np.ndarray:
+  def samples(self, g_variables, num_samples: int) -> np.ndarray:
     """uint8 [N, 32, 32, 3]: G's output quantised as the reference pipeline does.
 
     The noise is drawn for all N at once, so the samples do not depend on the batch size.
@@ -69,12 +69,12 @@ class FidEvaluator:
     padded = -(-num_samples // batch) * batch
     noise = np.asarray(jax.random.normal(self._key, (num_samples, self._latent_dim)))
     noise = np.concatenate([noise, np.zeros((padded - num_samples, self._latent_dim), noise.dtype)])
-    out = [visualize.to_uint8(np.asarray(self._sample(g_state, noise[start:start + batch])))
+    out = [visualize.to_uint8(np.asarray(self._sample(g_variables, noise[start:start + batch])))
            for start in range(0, padded, batch)]
     return np.concatenate(out)[:num_samples]
 
-  def __call__(self, g_state, num_samples: int) -> dict:
-    features = self._extractor(self.samples(g_state, num_samples))
+  def __call__(self, g_variables, num_samples: int) -> dict:
+    features = self._extractor(self.samples(g_variables, num_samples))
     kid, kid_std = fid.kernel_inception_distance(features, self._kid_features)
     return {'eval/fid': fid.frechet_distance(*fid.feature_stats(features), self._mu, self._sigma),
             'eval/kid': kid, 'eval/kid_std': kid_std, 'eval/num_samples': num_samples,
@@ -88,6 +88,8 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str,
   from gan.loop import make_mesh
   from gan.state import create_state
   config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  if 'g_ema_decay' not in config.train:  # A run from before G's EMA existed.
+    config.train.g_ema_decay = 0.0
   generator, discriminator = models.build_models(config)
   template = jax.jit(lambda: create_state(config, generator, discriminator),
                      out_shardings=steps.replicated(make_mesh()))()
@@ -100,7 +102,7 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str,
   steps_per_epoch = _steps_per_epoch(workdir)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
             'kimg': step * config.train.batch_size / 1000,
-            **FidEvaluator(config, generator, reference_split, batch_size)(state.g, num_samples)}
+            **FidEvaluator(config, generator, reference_split, batch_size)(sampling_variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   return record

@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gan import checkpoint, data, logs, models, steps, visualize
-from gan.state import GANState, create_state, rng_streams
+from gan.state import GANState, create_state, rng_streams, sampling_variables
 from gan.validation import validate_config
 
 
@@ -152,7 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   grid_rows = config.eval.grid_size
 
   def save_samples(epoch: int) -> None:
-    visualize.save_grid(sample(state.g), workdir / 'samples' / f'epoch_{epoch:04d}.png', grid_rows)
+    visualize.save_grid(sample(sampling_variables(state)), workdir / 'samples' / f'epoch_{epoch:04d}.png', grid_rows)
 
   if step == 0:
     save_samples(0)
@@ -164,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
     def evaluate(epoch: int) -> None:
       record = {'step': step, 'epoch': float(epoch), 'kimg': step * batch_size / 1000,
-                **evaluator(state.g, config.eval.num_samples)}
+                **evaluator(sampling_variables(state), config.eval.num_samples)}
       writer.write(record)
       writer.flush()
       print(f'\nepoch {epoch}: FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f}',
@@ -246,7 +246,7 @@ def _batch_source(config: ml_collections.ConfigDict, images: np.ndarray, mesh: M
 
 
 def _sampler(config: ml_collections.ConfigDict, generator):
-  """G's state -> the fixed-noise grid samples [grid^2, 32, 32, 3] in [-1, 1], on host."""
+  """G's variables -> the fixed-noise grid samples [grid^2, 32, 32, 3] in [-1, 1], on host."""
   num = config.eval.grid_size ** 2
   noise = jax.random.normal(rng_streams(config.seed)['samples'], (num, config.model.latent_dim))
   generate = models.inference_generator(generator)

@@ -155,10 +155,12 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Modul
 
 
 def inference_generator(generator: nn.Module):
-  """Jitted (G's NetState, z [N, latent]) -> images [N, 32, 32, 3] in [-1, 1], with
-  BatchNorm's running statistics (inference mode), as the seed sampled its grids."""
-  return jax.jit(lambda g, z: generator.apply(
-      {'params': g.params, 'batch_stats': g.batch_stats}, z, train=False))
+  """Jitted (G's variables, z [N, latent]) -> images [N, 32, 32, 3] in [-1, 1], with
+  BatchNorm's running statistics (inference mode), as the seed sampled its grids.
+
+  The variables are `gan.state.sampling_variables(state)`: G's EMA when the run keeps one.
+  """
+  return jax.jit(lambda variables, z: generator.apply(variables, z, train=False))
 
 
 def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:

@@ -36,11 +36,24 @@ class GANState:
     step: number of train steps done (the global step; one step updates both nets).
     key: the run's base PRNG key (uint32[2]); step t draws from fold_in(key, t), so a
       resumed run draws the same numbers as an uninterrupted one.
+    g_ema: exponential moving average of G's parameters (`config.train.g_ema_decay`),
+      or None when the run keeps none. Samples and FID use it when it is there.
   """
   g: NetState
   d: NetState
   step: jax.Array
   key: jax.Array
+  g_ema: Any = None
+
+
+def sampling_variables(state: GANState) -> dict:
+  """G's variables to sample with: the EMA parameters when the run keeps them.
+
+  BatchNorm's running statistics are the live G's (as StyleGAN2-ADA copies G's buffers
+  into G_ema): they average activations, which the EMA parameters change only slowly.
+  """
+  params = state.g.params if state.g_ema is None else state.g_ema
+  return {'params': params, 'batch_stats': state.g.batch_stats}
 
 
 def rng_streams(seed: int) -> dict[str, jax.Array]:
@@ -83,4 +96,7 @@ def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
 
   return GANState(g=net_state(generator, g_vars, config.optim.G),
                   d=net_state(discriminator, d_vars, config.optim.D),
-                  step=jnp.zeros((), jnp.int32), key=streams['train'])
+                  step=jnp.zeros((), jnp.int32), key=streams['train'],
+                  # A copy: the state is donated, and one buffer donated twice crashes XLA.
+                  g_ema=(jax.tree.map(jnp.copy, g_vars['params']) if config.train.g_ema_decay
+                         else None))

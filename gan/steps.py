@@ -183,7 +183,28 @@ def make_step_fn(config: ml_collections.ConfigDict, generator: nn.Module,
   if config.train.update_rule not in UPDATE_RULES:
     raise ValueError(f'Unknown config.train.update_rule={config.train.update_rule!r}; '
                      f'use one of {sorted(UPDATE_RULES)}.')
-  return UPDATE_RULES[config.train.update_rule](config, generator, discriminator)
+  step_fn = UPDATE_RULES[config.train.update_rule](config, generator, discriminator)
+  if not config.train.g_ema_decay:
+    return step_fn
+  return _with_g_ema(step_fn, config.train.g_ema_decay)
+
+
+def _with_g_ema(step_fn: TrainStep, decay: float) -> TrainStep:
+  """The step, then G's EMA moved toward G's new parameters.
+
+  The decay ramps up as min(decay, (1 + t) / (10 + t)) (tf.train.ExponentialMovingAverage's
+  num_updates rule), so the EMA does not hold on to the random initialisation for the
+  first thousands of steps.
+  """
+
+  def step(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
+    new_state, metrics = step_fn(state, batch)
+    t = state.step.astype(jnp.float32)
+    rate = jnp.minimum(decay, (1 + t) / (10 + t))
+    g_ema = optax.incremental_update(new_state.g.params, state.g_ema, step_size=1 - rate)
+    return new_state.replace(g_ema=g_ema), metrics
+
+  return step
 
 
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,

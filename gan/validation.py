@@ -62,6 +62,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(train.num_epochs > 0, f'train.num_epochs={train.num_epochs} must be > 0.')
   need(train.update_rule in ('simultaneous', 'alternating'),
        f"train.update_rule={train.update_rule!r}: use 'simultaneous' or 'alternating'.")
+  need(0 <= train.g_ema_decay < 1,
+       f'train.g_ema_decay={train.g_ema_decay} must be in [0, 1) (0: no EMA of G).')
   need(train.log_every_steps > 0, f'train.log_every_steps={train.log_every_steps} must be > 0.')
   need(config.data.source in ('auto', 'tfds', 'binary', 'python'),
        f"data.source={config.data.source!r}: use 'auto', 'tfds', 'binary' or 'python'.")

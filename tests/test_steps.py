@@ -9,7 +9,7 @@ from jax.sharding import Mesh
 
 from configs import baseline, recap
 from gan import models, steps
-from gan.state import create_state
+from gan.state import create_state, sampling_variables
 
 BATCH = 8
 
@@ -195,3 +195,34 @@ def test_bfloat16_compute_keeps_float32_parameters():
     assert np.isfinite(value)
   for leaf in jax.tree_util.tree_leaves((state.g.params, state.d.params, state.g.opt_state)):
     assert leaf.dtype in (np.float32, np.int32)
+
+
+@pytest.mark.parametrize('update_rule', ['simultaneous', 'alternating'])
+def test_g_ema_averages_g_with_ramped_decay(update_rule):
+  config = _config(update_rule)
+  config.train.g_ema_decay = 0.999
+  mesh = _mesh()
+  state, train_step = _setup(config, mesh)
+  chex.assert_trees_all_equal(state.g_ema, state.g.params)  # Starts at G's initialisation.
+  ema = jax.device_get(state.g_ema)
+  for t in range(3):
+    state, _ = train_step(state, _batch(mesh, seed=t))
+    rate = min(0.999, (1 + t) / (10 + t))  # The ramp: 0.1, 0.18, 0.25.
+    params = jax.device_get(state.g.params)
+    ema = jax.tree.map(lambda e, p: rate * e + (1 - rate) * p, ema, params)
+    chex.assert_trees_all_close(jax.device_get(state.g_ema), ema, rtol=1e-6, atol=1e-7)
+  assert _changed(state.g_ema, state.g.params)  # An average, not a copy.
+  # Sampling uses the average, with the live G's BatchNorm statistics.
+  variables = sampling_variables(state)
+  chex.assert_trees_all_equal(variables['params'], state.g_ema)
+  chex.assert_trees_all_equal(variables['batch_stats'], state.g.batch_stats)
+
+
+def test_without_ema_the_state_keeps_none_and_samples_g_itself():
+  config = _config()
+  assert config.train.g_ema_decay == 0  # The seed's designs keep no average.
+  mesh = _mesh()
+  state, train_step = _setup(config, mesh)
+  state, _ = train_step(state, _batch(mesh))
+  assert state.g_ema is None
+  chex.assert_trees_all_equal(sampling_variables(state)['params'], state.g.params)
