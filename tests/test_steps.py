@@ -209,7 +209,7 @@ def test_g_ema_averages_g_with_ramped_decay(update_rule):
     state, _ = train_step(state, _batch(mesh, seed=t))
     rate = min(0.999, (1 + t) / (10 + t))  # The ramp: 0.1, 0.18, 0.25.
     params = jax.device_get(state.g.params)
-    ema = jax.tree.map(lambda e, p: rate * e + (1 - rate) * p, ema, params)
+    ema = jax.tree.map(lambda e, p, r=rate: r * e + (1 - r) * p, ema, params)
     chex.assert_trees_all_close(jax.device_get(state.g_ema), ema, rtol=1e-6, atol=1e-7)
   assert _changed(state.g_ema, state.g.params)  # An average, not a copy.
   # Sampling uses the average, with the live G's BatchNorm statistics.
