@@ -9,6 +9,11 @@ FLOPs from XLA's cost analysis and the FLOP rate they imply, and peak memory (th
 device's allocator peak where it reports one, else the process' peak RSS so far, which
 only grows across the rows of one invocation). Batches are
 random uint8 images already on the device: this times the step, not the input pipeline.
+
+  python -m gan.bench --inception_batch_sizes 25,50,100
+
+times the FID Inception's feature extraction (resize to 299 and the network, jitted) the
+same way: img/s as the median of `--windows` windows of one batch each.
 """
 
 import importlib.util
@@ -40,6 +45,10 @@ _JSON = flags.DEFINE_string('json', '', 'Also write the results to this JSON fil
 _PLOT = flags.DEFINE_string('plot', '', 'Also plot img/s against batch size into this PNG.')
 _TORCH = flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference '
                            '(benchmarks/torch_dcgan.py) of each config, and report JAX/PyTorch.')
+
+_INCEPTION_BATCH_SIZES = flags.DEFINE_string(
+    'inception_batch_sizes', '', 'Comma-separated batch sizes at which to time the FID '
+    'Inception feature extractor (gan.metrics.inception); empty: not timed.')
 
 _TORCH_REFERENCE = Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_dcgan.py'
 
@@ -103,6 +112,25 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int,
   }
 
 
+def bench_inception(batch_size: int, num_windows: int) -> dict:
+  """Times the FID feature extractor on random uint8 32x32 images; one result row."""
+  from gan.metrics.inception import FeatureExtractor
+  extractor = FeatureExtractor(batch_size)
+  images = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
+  start = time.perf_counter()
+  extractor(images)  # Compiles, then runs once.
+  first_s = time.perf_counter() - start
+  rates = []
+  for _ in range(num_windows):
+    start = time.perf_counter()
+    extractor(images)  # Returns a host array: the work is done when it returns.
+    rates.append(batch_size / (time.perf_counter() - start))
+  median = statistics.median(rates)
+  return {'batch_size': batch_size, 'img_per_sec': median, 'img_per_sec_min': min(rates),
+          'img_per_sec_max': max(rates), 'compile_and_first_batch_s': first_s,
+          'seconds_per_10k': 10_000 / median, 'peak_memory_mb': _peak_memory_mb()}
+
+
 def environment() -> dict:
   device = jax.devices()[0]
   env = {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
@@ -155,8 +183,10 @@ def plot_scaling(rows: list[dict], env: dict, path: str) -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  if not _CONFIGS.value and not _INCEPTION_BATCH_SIZES.value:
+    raise app.UsageError('Give --config (train step) and/or --inception_batch_sizes.')
   rows = []
-  for path in _CONFIGS.value:
+  for path in _CONFIGS.value or []:
     config = load_config(path)
     sizes = ([int(b) for b in _BATCH_SIZES.value.split(',')] if _BATCH_SIZES.value
              else [config.train.batch_size])
@@ -171,15 +201,24 @@ def main(argv):
         row['jax_over_torch'] = row['img_per_sec'] / row['torch_img_per_sec']
       rows.append(row)
       print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+  inception_rows = []
+  for batch_size in [int(b) for b in _INCEPTION_BATCH_SIZES.value.split(',') if b]:
+    inception_rows.append(bench_inception(batch_size, _WINDOWS.value))
+    r = inception_rows[-1]
+    print(f'FID Inception, batch {batch_size}: {r["img_per_sec"]:.2f} img/s '
+          f'({r["img_per_sec_min"]:.2f}-{r["img_per_sec_max"]:.2f}); 10k images in '
+          f'{r["seconds_per_10k"] / 60:.1f} min; compile + first batch '
+          f'{r["compile_and_first_batch_s"]:.1f} s', flush=True)
   env = environment()
-  print(f'\n{env}\n' + format_rows(rows))
-  if _PLOT.value:
+  print(f'\n{env}')
+  if rows:
+    print(format_rows(rows))
+  if _PLOT.value and rows:
     plot_scaling(rows, env, _PLOT.value)
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
-      json.dump({'environment': env, 'results': rows}, f, indent=2)
+      json.dump({'environment': env, 'results': rows, 'inception': inception_rows}, f, indent=2)
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('config')
   app.run(main)

@@ -1,20 +1,30 @@
-r"""FID and KID of a run's generator against CIFAR-10, appended to its metrics file.
+r"""Sample quality of a run's generator, appended to its metrics file.
 
   python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
-                         [--batch_size 50]
+                         [--batch_size 50] [--inception_logits PATH]
 
-Samples G (inference mode, noise from the run's own 'eval' random stream) at the latest
-checkpoint, extracts the reference FID Inception's features (gan.metrics.inception) and
-compares them with the reference split's, whose mean, covariance and KID features are
-cached under $GAN_CACHE_DIR keyed by the split's checksum. The result is appended to
-`<workdir>/metrics.jsonl` as {"step", "epoch", "kimg", "eval/fid", "eval/kid",
-"eval/kid_std", "eval/num_samples", "eval/reference"}. The training loop calls the same
-`FidEvaluator` every `config.eval.every_epochs` epochs.
+Samples G (inference mode, its EMA parameters when the run keeps them, noise from the
+run's own 'eval' random stream) at the latest checkpoint, quantised to uint8, and measures:
+
+  - FID and KID against the reference split, from the reference FID Inception's features
+    (gan.metrics.inception); the split's mean, covariance and KID features are cached under
+    $GAN_CACHE_DIR keyed by the split's checksum;
+  - recognisability (gan.classifier): the share of samples the project's CIFAR-10
+    classifier assigns a class with probability >= 0.9, the class histogram and its entropy;
+  - the Inception Score, when a weights file with the 1008-way logits layer is given
+    (`--inception_logits`, `config.eval.inception_logits` or $GAN_INCEPTION_LOGITS; see
+    gan.metrics.inception_score).
+
+The result is appended to `<workdir>/metrics.jsonl` as {"step", "epoch", "kimg",
+"eval/fid", "eval/kid", "eval/kid_std", "eval/recognisable", "eval/class_entropy",
+"eval/class_histogram", ["eval/is", "eval/is_std",] "eval/num_samples", "eval/reference"}.
+The training loop calls the same `Evaluator` every `config.eval.every_epochs` epochs.
 """
 
 import argparse
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -29,13 +39,23 @@ from gan.state import GANState, rng_streams, sampling_variables
 KID_FEATURES = 10_000
 
 
-class FidEvaluator:
-  """FID/KID of generator states against one reference split, the reference cached."""
+INCEPTION_LOGITS_ENV = 'GAN_INCEPTION_LOGITS'
+
+
+class Evaluator:
+  """FID/KID, recognisability and (optionally) IS of G's samples; the reference cached."""
 
   def __init__(self, config: ml_collections.ConfigDict, generator, reference_split: str,
-               batch_size: int = 50):
+               batch_size: int = 25, inception_logits: str = ''):
+    from gan import classifier
     from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
     self._extractor = FeatureExtractor(batch_size)
+    self._recogniser = classifier.Recogniser()
+    inception_logits = inception_logits or os.environ.get(INCEPTION_LOGITS_ENV, '')
+    self._inception_score = None
+    if inception_logits:
+      from gan.metrics.inception_score import InceptionScorer
+      self._inception_score = InceptionScorer(inception_logits, self._extractor)
     self._generator = generator
     self._latent_dim = config.model.latent_dim
     self._key = rng_streams(config.seed)['eval']
@@ -74,15 +94,21 @@ class FidEvaluator:
     return np.concatenate(out)[:num_samples]
 
   def __call__(self, g_variables, num_samples: int) -> dict:
-    features = self._extractor(self.samples(g_variables, num_samples))
+    from gan import classifier
+    images = self.samples(g_variables, num_samples)
+    features = self._extractor(images)
     kid, kid_std = fid.kernel_inception_distance(features, self._kid_features)
-    return {'eval/fid': fid.frechet_distance(*fid.feature_stats(features), self._mu, self._sigma),
-            'eval/kid': kid, 'eval/kid_std': kid_std, 'eval/num_samples': num_samples,
-            'eval/reference': self.reference}
+    record = {'eval/fid': fid.frechet_distance(*fid.feature_stats(features), self._mu, self._sigma),
+              'eval/kid': kid, 'eval/kid_std': kid_std}
+    recognised = classifier.recognisability(self._recogniser.probabilities(images))
+    record.update({f'eval/{key}': value for key, value in recognised.items()})
+    if self._inception_score is not None:
+      record['eval/is'], record['eval/is_std'] = self._inception_score(features=features)
+    return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.reference}
 
 
 def evaluate_run(workdir: Path, num_samples: int, reference_split: str,
-                 batch_size: int = 50) -> dict:
+                 batch_size: int = 25, inception_logits: str = '') -> dict:
   """Evaluates the latest checkpoint of `workdir`; appends and returns the record."""
   from gan import checkpoint, steps
   from gan.loop import make_mesh
@@ -100,9 +126,10 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str,
     raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint to evaluate.')
   step = int(state.step)
   steps_per_epoch = _steps_per_epoch(workdir)
+  evaluator = Evaluator(config, generator, reference_split, batch_size, inception_logits)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
             'kimg': step * config.train.batch_size / 1000,
-            **FidEvaluator(config, generator, reference_split, batch_size)(sampling_variables(state), num_samples)}
+            **evaluator(sampling_variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   return record
@@ -121,11 +148,25 @@ def main(argv=None) -> None:
   parser.add_argument('--workdir', type=Path, required=True)
   parser.add_argument('--num_samples', type=int, default=10_000)
   parser.add_argument('--reference', choices=('train', 'test'), default='train')
-  parser.add_argument('--batch_size', type=int, default=50, help='Inception batch')
+  parser.add_argument('--batch_size', type=int, default=25, help='Inception batch')
+  parser.add_argument('--inception_logits', default='',
+                      help=f'weights with the 1008-way logits layer, for the Inception Score '
+                           f'(default ${INCEPTION_LOGITS_ENV}; none: no IS)')
   args = parser.parse_args(argv)
-  record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size)
-  print(f'step {record["step"]}: FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f} '
-        f'+- {record["eval/kid_std"]:.4f}  ({args.num_samples} samples vs {record["eval/reference"]})')
+  record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size,
+                        args.inception_logits)
+  print(f'step {record["step"]}: {format_record(record)}  ({args.num_samples} samples vs '
+        f'{record["eval/reference"]})')
+
+
+def format_record(record: dict) -> str:
+  """One line of an evaluation record's numbers."""
+  text = (f'FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f} +- '
+          f'{record["eval/kid_std"]:.4f}  recognisable {record["eval/recognisable"]:.1%}  '
+          f'class entropy {record["eval/class_entropy"]:.2f}')
+  if 'eval/is' in record:
+    text += f'  IS {record["eval/is"]:.2f} +- {record["eval/is_std"]:.2f}'
+  return text
 
 
 if __name__ == '__main__':

@@ -152,23 +152,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   grid_rows = config.eval.grid_size
 
   def save_samples(epoch: int) -> None:
-    visualize.save_grid(sample(sampling_variables(state)), workdir / 'samples' / f'epoch_{epoch:04d}.png', grid_rows)
+    visualize.save_grid(sample(sampling_variables(state)),
+                        workdir / 'samples' / f'epoch_{epoch:04d}.png', grid_rows)
 
   if step == 0:
     save_samples(0)
   evaluate = None
   if config.eval.every_epochs:
-    from gan.evaluate import FidEvaluator  # Loads the FID Inception only when asked for.
-    evaluator = FidEvaluator(config, generator, config.eval.reference_split,
-                             config.eval.batch_size)
+    from gan.evaluate import Evaluator, format_record  # The FID Inception only when asked for.
+    evaluator = Evaluator(config, generator, config.eval.reference_split,
+                          config.eval.batch_size, config.eval.inception_logits)
 
     def evaluate(epoch: int) -> None:
       record = {'step': step, 'epoch': float(epoch), 'kimg': step * batch_size / 1000,
                 **evaluator(sampling_variables(state), config.eval.num_samples)}
       writer.write(record)
       writer.flush()
-      print(f'\nepoch {epoch}: FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f}',
-            flush=True)
+      print(f'\nepoch {epoch}: {format_record(record)}', flush=True)
 
   writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard)
   buffer = _MetricBuffer(writer, batch_size, steps_per_epoch)
