@@ -5,7 +5,9 @@ r"""Side-by-side comparison of finished runs: a Markdown table and the final gri
 Writes `<out>.md` (the table) and `<out>.png` (each run's last grid, titled), and prints
 the table. Numbers come from each run's own files: parameters from its config.json,
 img/s as the median over its logged windows, losses and accuracies as the mean over its
-last epoch (single steps of a GAN are too noisy to compare).
+last epoch (single steps of a GAN are too noisy to compare), and sample quality from its
+latest evaluation record (`python -m gan.evaluate` or `eval.every_epochs`): FID and KID,
+the recognisable share and class entropy, IS when measured, and the sample count.
 """
 
 import json
@@ -35,29 +37,45 @@ def summarize_run(workdir: Path) -> dict:
   g_params, d_params = (summary.total_parameters(layers)
                         for layers in summary.network_layers(config))
   mean = lambda key: float(np.mean([r[key] for r in final]))
+  evals = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'eval/fid' in r]
+  quality = {}
+  if evals:
+    last = evals[-1]
+    quality = {'FID': last['eval/fid'], 'KID': last['eval/kid'],
+               'recognisable': last.get('eval/recognisable', np.nan),
+               'class entropy': last.get('eval/class_entropy', np.nan),
+               'IS': last.get('eval/is', np.nan),
+               'eval samples': f'{last["eval/num_samples"]:,} vs {last["eval/reference"]}'}
   return {
       'run': workdir.name, 'epochs': records[-1]['epoch'], 'G params': g_params,
       'D params': d_params,
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
       'G loss': mean('G/loss'), 'D loss': mean('D/loss'),
       'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
-      'grid': sorted((workdir / 'samples').glob('epoch_*.png'))[-1],
+      'grid': sorted((workdir / 'samples').glob('epoch_*.png'))[-1], **quality,
   }
 
 
 def markdown_table(rows: list[dict]) -> str:
   columns = ['run', 'epochs', 'G params', 'D params', 'img/s', 'G loss', 'D loss',
              'D acc real', 'D acc fake']
+  # Quality columns when any run was evaluated; IS only when some run measured it.
+  for column in ('FID', 'KID', 'recognisable', 'class entropy', 'IS', 'eval samples'):
+    values = [row.get(column, np.nan) for row in rows]
+    if any(isinstance(v, str) or np.isfinite(v) for v in values):
+      columns.append(column)
 
   def cell(value):
     if isinstance(value, int):
       return f'{value:,}'
     if isinstance(value, float):
+      if np.isnan(value):
+        return 'n/a'
       return f'{value:.3g}' if abs(value) < 100 else f'{value:,.0f}'
     return str(value)
 
   lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
-  lines += ['| ' + ' | '.join(cell(row[c]) for c in columns) + ' |' for row in rows]
+  lines += ['| ' + ' | '.join(cell(row.get(c, np.nan)) for c in columns) + ' |' for row in rows]
   return '\n'.join(lines)
 
 

@@ -22,7 +22,6 @@ The training loop calls the same `Evaluator` every `config.eval.every_epochs` ep
 """
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -31,12 +30,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan import data, models, visualize
-from gan.metrics import fid, weights
+from gan import classifier, data, models, visualize
+from gan.metrics import fid
 from gan.state import GANState, rng_streams, sampling_variables
-
-# KID compares subsets of up to this many features; the cache keeps as many of the reference.
-KID_FEATURES = 10_000
 
 
 INCEPTION_LOGITS_ENV = 'GAN_INCEPTION_LOGITS'
@@ -47,7 +43,6 @@ class Evaluator:
 
   def __init__(self, config: ml_collections.ConfigDict, generator, reference_split: str,
                batch_size: int = 25, inception_logits: str = ''):
-    from gan import classifier
     from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
     self._extractor = FeatureExtractor(batch_size)
     self._recogniser = classifier.Recogniser()
@@ -62,23 +57,10 @@ class Evaluator:
     self.reference = f'cifar10:{reference_split}'
     data_config = config.data.copy_and_resolve_references()
     data_config.split, data_config.num_examples = reference_split, 0
-    self._mu, self._sigma, self._kid_features = self._reference_stats(data_config)
-    self._sample = models.inference_generator(generator)
-
-  def _reference_stats(self, data_config):
     images, _ = data.load(data_config)
-    checksum = hashlib.sha256(images.tobytes()).hexdigest()[:16]
-    path = weights.cache_dir() / f'fid-stats-{self.reference.replace(":", "-")}-{checksum}.npz'
-    if path.exists():
-      with np.load(path) as cached:
-        return cached['mu'], cached['sigma'], cached['kid_features']
-    print(f'Computing FID reference statistics of {self.reference} ({len(images)} images) once '
-          f'into {path} ...', flush=True)
-    features = self._extractor(images)
-    mu, sigma = fid.feature_stats(features)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, mu=mu, sigma=sigma, kid_features=features[:KID_FEATURES])
-    return mu, sigma, features[:KID_FEATURES]
+    self._mu, self._sigma, self._kid_features = fid.cached_stats(self.reference, images,
+                                                                 self._extractor)
+    self._sample = models.inference_generator(generator)
 
   def samples(self, g_variables, num_samples: int) -> np.ndarray:
     """uint8 [N, 32, 32, 3]: G's output quantised as the reference pipeline does.
@@ -94,7 +76,6 @@ class Evaluator:
     return np.concatenate(out)[:num_samples]
 
   def __call__(self, g_variables, num_samples: int) -> dict:
-    from gan import classifier
     images = self.samples(g_variables, num_samples)
     features = self._extractor(images)
     kid, kid_std = fid.kernel_inception_distance(features, self._kid_features)

@@ -25,6 +25,16 @@ def test_recognisability_counts_confident_images_and_class_coverage():
   assert one_class['class_entropy'] == 0 and one_class['recognisable'] == 1
 
 
+def test_fitted_temperature_recovers_the_one_that_made_the_labels():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(scale=4.0, size=(20_000, 10))
+  for true_t in (0.5, 2.0):
+    probs = np.exp(logits / true_t)
+    probs /= probs.sum(-1, keepdims=True)
+    labels = (probs.cumsum(-1) > rng.uniform(size=(len(probs), 1))).argmax(-1)
+    assert classifier.fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.05)
+
+
 def test_augment_flips_and_translates_within_the_reflected_border():
   images = jnp.asarray(_images(16))
   unshifted = classifier.augment(jax.random.key(0), images, max_shift=0)
@@ -55,12 +65,17 @@ def test_recogniser_checks_its_input_and_pads_the_last_batch():
                              rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match='Expected uint8 images'):
     recogniser.probabilities(images.astype(np.float32))
+  hot = classifier.Recogniser(model, variables, batch_size=4, temperature=0.25)
+  expected = np.exp(recogniser.logits(images) / 0.25)
+  np.testing.assert_allclose(hot.probabilities(images), expected / expected.sum(-1, keepdims=True),
+                             rtol=1e-6)
 
 
 def test_train_save_load_round_trip(tiny_cifar_dir, tmp_path):
   model, variables, record = classifier.train(epochs=1, batch_size=24,
                                               data_dir=str(tiny_cifar_dir))
   assert 0 <= record['test_accuracy'] <= 1 and record['parameters'] > 1e6
+  assert record['temperature'] > 0 and 0 <= record['test_recognisable'] <= 1
   path = tmp_path / 'weights.npz'
   classifier.save(variables, record, path)
   loaded = classifier.load(path)
@@ -77,5 +92,7 @@ def test_shipped_weights_are_small_and_as_accurate_as_recorded():
   if not os.environ.get(data.ENV_DIR):
     pytest.skip(f'${data.ENV_DIR} (the real CIFAR-10) not set')
   images, labels = classifier.load_split('test')
-  accuracy = classifier.accuracy(classifier.Classifier(), classifier.load(), images, labels)
-  assert accuracy == pytest.approx(record['test_accuracy'], abs=1e-4)
+  measured = classifier.evaluate_on(classifier.Classifier(), classifier.load(), images, labels)
+  assert measured['test_accuracy'] == pytest.approx(record['test_accuracy'], abs=1e-4)
+  assert measured['temperature'] == pytest.approx(record['temperature'], rel=1e-3)
+  assert measured['test_recognisable'] == pytest.approx(record['test_recognisable'], abs=1e-3)

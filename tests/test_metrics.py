@@ -156,7 +156,7 @@ def test_fid_command_line(tmp_path, monkeypatch, capsys):
   same = capsys.readouterr().out
   fid.main([str(tmp_path / 'a.npz'), str(tmp_path / 'b.npz'), '--batch_size', '12'])
   different = capsys.readouterr().out
-  value = lambda out: float(out.split('FID ')[1].split()[0])
+  value = lambda out: float(out.strip().splitlines()[-1].split('FID ')[1].split()[0])
   assert abs(value(same)) < 1e-2 and value(different) > 10
 
 
@@ -164,3 +164,26 @@ def test_dataset_split_as_image_set(tiny_cifar_dir, monkeypatch):
   monkeypatch.setenv(data.ENV_DIR, str(tiny_cifar_dir))
   images, _ = fid.load_images('cifar10:test')
   np.testing.assert_array_equal(images, data.read_binary(tiny_cifar_dir, 'test')[0])
+
+
+def test_cached_stats_are_reused_and_keyed_by_the_images(tmp_path, monkeypatch):
+  monkeypatch.setenv('GAN_CACHE_DIR', str(tmp_path))
+  calls = []
+
+  def extractor(images):
+    calls.append(len(images))
+    return images.reshape(len(images), -1)[:, :16].astype(np.float32)
+
+  images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+  mu, sigma, kid = fid.cached_stats('cifar10:test', images, extractor)
+  again = fid.cached_stats('cifar10:test', images, extractor)
+  assert calls == [40]  # The second call read the cache.
+  for a, b in zip((mu, sigma, kid), again):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(mu, extractor(images).mean(0), rtol=1e-6)
+  calls.clear()
+  changed = images.copy()
+  changed[0, 0, 0, 0] ^= 1
+  fid.cached_stats('cifar10:test', changed, extractor)
+  assert calls == [40]  # One changed pixel: a different key, computed afresh.
+  assert len(list(tmp_path.glob('fid-stats-cifar10-test-*.npz'))) == 2

@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from gan import data
+from gan.metrics import weights
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +92,31 @@ def load_images(spec: str, num_samples: int = 0) -> tuple[np.ndarray, str]:
   return images, hashlib.sha256(images.tobytes()).hexdigest()[:16]
 
 
+# KID compares subsets of up to this many features; the cache keeps as many of each set.
+KID_FEATURES = 10_000
+
+
+def cached_stats(name: str, images: np.ndarray, extractor) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+  """(mu, sigma, first KID_FEATURES features) of `images`, cached under $GAN_CACHE_DIR as
+  fid-stats-<name>-<sha256 of the images>.npz, so a changed dataset is never served stale."""
+  checksum = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+  safe_name = ''.join(c if c.isalnum() or c in '-_' else '-' for c in name)
+  path = weights.cache_dir() / f'fid-stats-{safe_name}-{checksum}.npz'
+  if path.exists():
+    with np.load(path) as cached:
+      return cached['mu'], cached['sigma'], cached['kid_features']
+  print(f'Computing FID statistics of {name} ({len(images)} images) once into {path} ...',
+        flush=True)
+  features = extractor(images)
+  mu, sigma = feature_stats(features)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix('.tmp.npz')
+  np.savez(tmp, mu=mu, sigma=sigma, kid_features=features[:KID_FEATURES])
+  tmp.replace(path)
+  return mu, sigma, features[:KID_FEATURES]
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description='FID and KID between two image sets.')
   parser.add_argument('a')
@@ -100,15 +126,17 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
   extractor = FeatureExtractor(args.batch_size)
-  feats = []
+  stats, counts = [], []
   for spec in (args.a, args.b):
     images, checksum = load_images(spec, args.num_samples)
-    print(f'{spec}: {len(images)} images (sha256 {checksum}); extracting features ...', flush=True)
-    feats.append(extractor(images))
-  fid = frechet_distance(*feature_stats(feats[0]), *feature_stats(feats[1]))
-  kid, kid_std = kernel_inception_distance(feats[0], feats[1])
-  print(f'FID {fid:.3f}   KID {kid:.5f} +- {kid_std:.5f}   '
-        f'({len(feats[0])} vs {len(feats[1])} images)')
+    print(f'{spec}: {len(images)} images (sha256 {checksum})', flush=True)
+    stats.append(cached_stats(spec, images, extractor))  # Reused by later calls.
+    counts.append(len(images))
+  (mu1, sigma1, kid1), (mu2, sigma2, kid2) = stats
+  fid = frechet_distance(mu1, sigma1, mu2, sigma2)
+  kid, kid_std = kernel_inception_distance(kid1, kid2)
+  print(f'FID {fid:.3f}   KID {kid:.5f} +- {kid_std:.5f}   ({counts[0]} vs {counts[1]} images; '
+        f'KID on up to {KID_FEATURES} of each)')
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 
 from gan.metrics import weights
 
@@ -154,7 +155,10 @@ class FeatureExtractor:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f'Expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}.')
     out = []
-    for start in range(0, len(images), self.batch_size):
+    starts = range(0, len(images), self.batch_size)
+    # A progress bar for long extractions only (10k images take ~16 min on a 2-core CPU).
+    for start in tqdm.tqdm(starts, desc='Inception features', unit='batch', leave=False,
+                           disable=len(starts) < 20):
       chunk = images[start:start + self.batch_size]
       padded = np.concatenate([chunk, np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]),
                                                 np.uint8)]) if len(chunk) < self.batch_size else chunk

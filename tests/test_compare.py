@@ -1,0 +1,50 @@
+"""gan.compare: the side-by-side table and picture of finished runs."""
+
+import json
+
+import imageio.v3 as iio
+import pytest
+
+from gan import compare, loop
+
+
+@pytest.fixture(scope='module')
+def two_runs(tmp_path_factory, tiny_cifar_dir):
+  from configs import baseline, recap
+  runs = []
+  for name, module in (('baseline', baseline), ('recap', recap)):
+    config = module.get_config('smoke')
+    config.data.dir = str(tiny_cifar_dir)
+    config.log.progress_bar = False
+    config.log.tensorboard = False
+    workdir = tmp_path_factory.mktemp(name)
+    loop.train_and_evaluate(config, workdir)
+    runs.append(workdir)
+  return runs
+
+
+def test_table_reports_each_run_from_its_own_files(two_runs, tmp_path):
+  rows = [compare.summarize_run(w) for w in two_runs]
+  # Keras' totals: trainable + BatchNorm statistics (1,446,976 + 8,576; 2,885,760 + 8,960).
+  assert [r['G params'] for r in rows] == [1_455_552, 2_894_720]
+  assert all(r['epochs'] == 2 for r in rows)
+  table = compare.markdown_table(rows)
+  assert 'FID' not in table  # No run was evaluated: no quality columns.
+  assert table.count('\n') == 3 and '1,455,552' in table
+
+  # An evaluation record (as gan.evaluate appends it) adds the quality columns.
+  record = {'step': 12, 'epoch': 2.0, 'kimg': 0.192, 'eval/fid': 250.5, 'eval/kid': 0.21,
+            'eval/kid_std': 0.01, 'eval/recognisable': 0.125, 'eval/class_entropy': 1.5,
+            'eval/class_histogram': [1] * 10, 'eval/num_samples': 20,
+            'eval/reference': 'cifar10:test'}
+  with open(two_runs[1] / 'metrics.jsonl', 'a') as f:
+    f.write(json.dumps(record) + '\n')
+  rows = [compare.summarize_run(w) for w in two_runs]
+  table = compare.markdown_table(rows).splitlines()
+  assert table[0].split(' | ')[-5:] == ['FID', 'KID', 'recognisable', 'class entropy',
+                                        'eval samples |']
+  assert '| 250 | 0.21 | 0.125 | 1.5 | 20 vs cifar10:test |' in table[3]
+  assert '| n/a | n/a | n/a | n/a | n/a |' in table[2]  # The unevaluated run.
+
+  compare.grids_side_by_side(rows, tmp_path / 'grids.png')
+  assert iio.imread(tmp_path / 'grids.png').shape[1] > iio.imread(tmp_path / 'grids.png').shape[0]
