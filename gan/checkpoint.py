@@ -41,7 +41,18 @@ class Checkpointer:
     if step is None:
       return None
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except ValueError as error:
+      if 'g_ema' not in str(error):
+        raise
+      if template.g_ema is not None:
+        raise ValueError(f'The checkpoint of step {step} holds no EMA of G, but '
+                         f'train.g_ema_decay > 0 asks for one: resume with '
+                         f'--config.train.g_ema_decay=0, or start a new --workdir.') from error
+    # Saved before GANState had g_ema: restore the other fields, keep no EMA.
+    fields = {name: getattr(abstract, name) for name in ('g', 'd', 'step', 'key')}
+    return GANState(**self._manager.restore(step, args=ocp.args.StandardRestore(fields)))
 
   def close(self) -> None:
     self._manager.close()

@@ -3,6 +3,7 @@
 import chex
 import jax
 import numpy as np
+import pytest
 from jax.sharding import Mesh
 
 from configs import recap
@@ -37,3 +38,22 @@ def test_round_trip_is_exact_and_latest_wins(tmp_path):
   # The restored state trains on exactly like the original.
   chex.assert_trees_all_equal(jax.device_get(train_step(restored, batch)[1]),
                               jax.device_get(train_step(jax.device_put(saved[-1], steps.replicated(mesh)), batch)[1]))
+
+
+def test_checkpoint_from_before_g_ema_restores_without_it(tmp_path):
+  """Runs saved before GANState had `g_ema` still resume and evaluate."""
+  import orbax.checkpoint as ocp
+  config = recap.get_config('smoke')
+  generator, discriminator = models.build_models(config)
+  state = create_state(config, generator, discriminator)
+  old_layout = {'g': state.g, 'd': state.d, 'step': state.step, 'key': state.key}
+  with ocp.CheckpointManager(tmp_path.absolute()) as manager:
+    manager.save(7, args=ocp.args.StandardSave(old_layout))
+  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(state)
+  assert restored.g_ema is None
+  chex.assert_trees_all_equal(jax.device_get(restored.g.params), jax.device_get(state.g.params))
+
+  config.train.g_ema_decay = 0.99  # But a run that wants an EMA cannot invent one.
+  with_ema = create_state(config, generator, discriminator)
+  with pytest.raises(ValueError, match='holds no EMA of G'):
+    checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(with_ema)
