@@ -187,3 +187,28 @@ def test_cached_stats_are_reused_and_keyed_by_the_images(tmp_path, monkeypatch):
   fid.cached_stats('cifar10:test', changed, extractor)
   assert calls == [40]  # One changed pixel: a different key, computed afresh.
   assert len(list(tmp_path.glob('fid-stats-cifar10-test-*.npz'))) == 2
+
+
+def test_interrupted_statistics_resume_from_saved_chunks(tmp_path, monkeypatch):
+  monkeypatch.setenv('GAN_CACHE_DIR', str(tmp_path))
+  monkeypatch.setattr(fid, 'CHUNK', 16)
+  images = np.random.default_rng(1).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+  features = lambda x: x.reshape(len(x), -1)[:, :8].astype(np.float32)
+  calls = []
+
+  def failing(x):
+    if calls:
+      raise KeyboardInterrupt  # Stopped during the second chunk.
+    calls.append(len(x))
+    return features(x)
+
+  with pytest.raises(KeyboardInterrupt):
+    fid.cached_stats('set', images, failing)
+  assert len(list(tmp_path.glob('*.parts/*.npy'))) == 1  # The first chunk survived.
+  resumed_calls = []
+  mu, sigma, _ = fid.cached_stats('set', images, lambda x: resumed_calls.append(len(x)) or features(x))
+  assert resumed_calls == [16, 8]  # Only the chunks not yet saved.
+  expected = fid.feature_stats(features(images))
+  np.testing.assert_allclose(mu, expected[0], rtol=1e-6)
+  np.testing.assert_allclose(sigma, expected[1], rtol=1e-6, atol=1e-9)
+  assert not list(tmp_path.glob('*.parts'))  # Cleaned up once the statistics are cached.
