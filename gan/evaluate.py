@@ -127,10 +127,10 @@ def _steps_per_epoch(workdir: Path) -> float | None:
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description='FID/KID of a run against CIFAR-10.')
   parser.add_argument('--workdir', type=Path, required=True)
-  parser.add_argument('--num_samples', type=int, default=10_000)
+  parser.add_argument('--num_samples', '--num-samples', type=int, default=10_000)
   parser.add_argument('--reference', choices=('train', 'test'), default='train')
-  parser.add_argument('--batch_size', type=int, default=25, help='Inception batch')
-  parser.add_argument('--inception_logits', default='',
+  parser.add_argument('--batch_size', '--batch-size', type=int, default=25, help='Inception batch')
+  parser.add_argument('--inception_logits', '--inception-logits', default='',
                       help=f'weights with the 1008-way logits layer, for the Inception Score '
                            f'(default ${INCEPTION_LOGITS_ENV}; none: no IS)')
   args = parser.parse_args(argv)

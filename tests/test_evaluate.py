@@ -41,7 +41,7 @@ def test_fid_during_training_and_after(smoke_config, tmp_path, fid_cache):
     assert 'eval/is' not in r  # No logits-layer weights given: no Inception Score.
   assert list(fid_cache.glob('fid-stats-cifar10-test-*.npz'))  # Reference cached.
 
-  evaluate.main(['--workdir', str(tmp_path), '--num_samples', '20', '--reference', 'test',
+  evaluate.main(['--workdir', str(tmp_path), '--num-samples', '20', '--reference', 'test',
                  '--batch_size', '8'])
   last = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
   assert last['step'] == evals[-1]['step'] and last['epoch'] == 2.0

@@ -147,8 +147,9 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description='FID and KID between two image sets.')
   parser.add_argument('a')
   parser.add_argument('b')
-  parser.add_argument('--num_samples', type=int, default=0, help='first N of each set (0: all)')
-  parser.add_argument('--batch_size', type=int, default=25)
+  parser.add_argument('--num_samples', '--num-samples', type=int, default=0,
+                      help='first N of each set (0: all)')
+  parser.add_argument('--batch_size', '--batch-size', type=int, default=25)
   args = parser.parse_args(argv)
   from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
   extractor = FeatureExtractor(args.batch_size)
