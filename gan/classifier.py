@@ -111,12 +111,6 @@ def make_train_step(model: Classifier, tx: optax.GradientTransformation,
   return step
 
 
-def accuracy(model: Classifier, variables, images: np.ndarray, labels: np.ndarray,
-             batch_size: int = 1000) -> float:
-  probs = Recogniser(model, variables, batch_size).probabilities(images)
-  return float((probs.argmax(-1) == labels).mean())
-
-
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
   """The T minimising the NLL of softmax(logits / T) (Guo et al. 2017).
 
@@ -207,7 +201,7 @@ def evaluate_on(model: Classifier, variables, images: np.ndarray, labels: np.nda
   """
   logits = Recogniser(model, variables).logits(images)
   temperature = fit_temperature(logits, labels)
-  probs = Recogniser(model, variables, temperature=temperature).probabilities(images)
+  probs = softmax(logits, temperature)
   return {'test_accuracy': float((probs.argmax(-1) == labels).mean()), 'temperature': temperature,
           **{f'test_{k}': v for k, v in recognisability(probs).items()}}
 
@@ -266,9 +260,14 @@ class Recogniser:
     return np.concatenate(out)[:len(images)]
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
-    logits = self.logits(images).astype(np.float64) / self.temperature
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    return probs / probs.sum(-1, keepdims=True)
+    return softmax(self.logits(images), self.temperature)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+  """softmax(logits / temperature) in float64."""
+  scaled = np.asarray(logits, np.float64) / temperature
+  probs = np.exp(scaled - scaled.max(-1, keepdims=True))
+  return probs / probs.sum(-1, keepdims=True)
 
 
 def recognisability(probs: np.ndarray, threshold: float = 0.9) -> dict:
