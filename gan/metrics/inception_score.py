@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan.metrics.weights import WeightsError
+from gan.metrics.weights import WeightsError, tensor_from_storage
 
 NUM_CLASSES = 1008
 FEATURES = 2048
@@ -62,10 +62,7 @@ class _Tensor:
     self.storage, self.offset, self.shape, self.stride = storage, offset, tuple(size), tuple(stride)
 
   def numpy(self) -> np.ndarray:
-    itemsize = self.storage.dtype.itemsize
-    return np.lib.stride_tricks.as_strided(
-        self.storage.array[self.offset:], shape=self.shape,
-        strides=tuple(s * itemsize for s in self.stride)).copy()
+    return tensor_from_storage(self.storage.array, self.offset, self.shape, self.stride)
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):

@@ -70,12 +70,16 @@ class _FloatStorage:
   """Marks a float32 storage in a persistent id."""
 
 
-def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None,
-                    metadata=None):
-  del requires_grad, hooks, metadata
+def tensor_from_storage(storage: np.ndarray, offset: int, size, stride) -> np.ndarray:
+  """A torch tensor's values: `size` elements of the flat `storage` from `offset`, with
+  strides counted in elements (as torch pickles them)."""
   itemsize = storage.dtype.itemsize
   return np.lib.stride_tricks.as_strided(
       storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)).copy()
+
+
+def _rebuild_tensor(storage, offset, size, stride, *unused):
+  return tensor_from_storage(storage, offset, size, stride)
 
 
 class _ArchiveUnpickler(pickle.Unpickler):
