@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import flax.linen as nn
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import tqdm
@@ -138,19 +138,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
   return float(2 / (low + high))
 
 
-def load_split(split: str, data_dir: str = '', num_examples: int = 0):
-  """CIFAR-10 (images, labels) from `data_dir`, else $GAN_CIFAR10_DIR, else TFDS."""
-  return data.load(ml_collections.ConfigDict({'source': 'auto', 'dir': data_dir,
-                                              'tfds_data_dir': '', 'split': split,
-                                              'num_examples': num_examples}))
-
-
 def train(epochs: int = 12, batch_size: int = 512, learning_rate: float = 0.4,
           weight_decay: float = 5e-4, label_smoothing: float = 0.2, seed: int = 0,
           data_dir: str = '', num_examples: int = 0) -> tuple[Classifier, dict, dict]:
   """Trains on CIFAR-10 train; returns (model, variables, record with test accuracy)."""
-  images, labels = load_split('train', data_dir, num_examples)
-  test_images, test_labels = load_split('test', data_dir)
+  images, labels = data.load_split('train', data_dir, num_examples)
+  test_images, test_labels = data.load_split('test', data_dir)
   steps_per_epoch = len(images) // batch_size
   if steps_per_epoch == 0:
     raise ValueError(f'batch_size {batch_size} is larger than the {len(images)} training images.')
@@ -184,7 +177,8 @@ def train(epochs: int = 12, batch_size: int = 512, learning_rate: float = 0.4,
   variables = {'params': params, 'batch_stats': batch_stats}
   # Rounded to float16 as shipped, so that the accuracy reported is the shipped weights'.
   variables = jax.tree.map(lambda x: np.asarray(x, np.float16).astype(np.float32), variables)
-  record = {**evaluate_on(model, variables, test_images, test_labels), 'epochs': epochs, 'batch_size': batch_size, 'learning_rate': learning_rate,
+  record = {**evaluate_on(model, variables, test_images, test_labels),
+            'epochs': epochs, 'batch_size': batch_size, 'learning_rate': learning_rate,
             'weight_decay': weight_decay, 'label_smoothing': label_smoothing, 'seed': seed,
             'train_seconds': round(time.time() - start, 1), 'device': str(jax.devices()[0]),
             'jax': jax.__version__,
@@ -207,9 +201,8 @@ def evaluate_on(model: Classifier, variables, images: np.ndarray, labels: np.nda
 
 
 def save(variables: dict, record: dict, path: Path) -> None:
-  flat = {'/'.join(k.key for k in key_path): np.asarray(leaf, np.float16)
-          for key_path, leaf in jax.tree_util.tree_leaves_with_path(variables)}
-  np.savez_compressed(path, **flat)
+  flat = traverse_util.flatten_dict(variables, sep='/')
+  np.savez_compressed(path, **{name: np.asarray(leaf, np.float16) for name, leaf in flat.items()})
   path.with_suffix('.json').write_text(json.dumps(record, indent=2) + '\n')
 
 
@@ -218,15 +211,9 @@ def load(path: Path = WEIGHTS) -> dict:
   if not Path(path).exists():
     raise FileNotFoundError(f'No classifier weights at {path}; train them with '
                             '`python -m gan.classifier train --out PATH`.')
-  variables: dict = {}
   with np.load(path) as arrays:
-    for name in arrays.files:
-      node = variables
-      *parents, leaf = name.split('/')
-      for parent in parents:
-        node = node.setdefault(parent, {})
-      node[leaf] = arrays[name].astype(np.float32)
-  return variables
+    return traverse_util.unflatten_dict({name: arrays[name].astype(np.float32)
+                                         for name in arrays.files}, sep='/')
 
 
 def shipped_temperature(path: Path = WEIGHTS) -> float:
@@ -311,7 +298,7 @@ def main(argv=None) -> None:
     save(variables, record, args.out)
     print(f'test accuracy {record["test_accuracy"]:.4f}; weights in {args.out}')
   elif args.command == 'calibrate':
-    images, labels = load_split('test', args.data_dir)
+    images, labels = data.load_split('test', args.data_dir)
     record_path = args.weights.with_suffix('.json')
     record = json.loads(record_path.read_text())
     record.update(evaluate_on(Classifier(), load(args.weights), images, labels))
@@ -319,7 +306,7 @@ def main(argv=None) -> None:
     record_path.write_text(json.dumps(record, indent=2) + '\n')
     print(f'temperature {record["temperature"]:.3f}; written to {record_path}')
   else:
-    images, labels = load_split('test', args.data_dir)
+    images, labels = data.load_split('test', args.data_dir)
     recogniser = Recogniser(variables=load(args.weights),
                             temperature=shipped_temperature(args.weights))
     probs = recogniser.probabilities(images)

@@ -175,6 +175,13 @@ def detect_format(directory: str | Path, split: str = 'train') -> tuple[str, Pat
                   f'cifar-10-batches-bin / cifar-10-batches-py folder under it.')
 
 
+def load_split(split: str, directory: str = '', num_examples: int = 0
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """A split with the default data settings: `directory`, else $GAN_CIFAR10_DIR, else TFDS."""
+  return load(ml_collections.ConfigDict({'source': 'auto', 'dir': directory, 'tfds_data_dir': '',
+                                         'split': split, 'num_examples': num_examples}))
+
+
 def load(data_config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """(images uint8 [N, 32, 32, 3], labels int32 [N]) as `config.data` selects."""
   source = data_config.source

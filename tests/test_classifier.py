@@ -91,7 +91,7 @@ def test_shipped_weights_are_small_and_as_accurate_as_recorded():
   assert record['test_accuracy'] >= 0.90
   if not os.environ.get(data.ENV_DIR):
     pytest.skip(f'${data.ENV_DIR} (the real CIFAR-10) not set')
-  images, labels = classifier.load_split('test')
+  images, labels = data.load_split('test')
   measured = classifier.evaluate_on(classifier.Classifier(), classifier.load(), images, labels)
   assert measured['test_accuracy'] == pytest.approx(record['test_accuracy'], abs=1e-4)
   assert measured['temperature'] == pytest.approx(record['temperature'], rel=1e-3)

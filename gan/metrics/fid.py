@@ -15,7 +15,6 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import ml_collections
 import numpy as np
 import tqdm
 
@@ -74,10 +73,7 @@ def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
 def load_images(spec: str, num_samples: int = 0) -> tuple[np.ndarray, str]:
   """(uint8 [N, 32, 32, 3], a checksum of them) for `cifar10:<split>` or an .npz path."""
   if spec.startswith('cifar10:'):
-    # The default data settings: $GAN_CIFAR10_DIR if set, TFDS otherwise.
-    images, _ = data.load(ml_collections.ConfigDict({
-        'source': 'auto', 'dir': '', 'tfds_data_dir': '', 'split': spec.split(':', 1)[1],
-        'num_examples': 0}))
+    images, _ = data.load_split(spec.split(':', 1)[1])  # $GAN_CIFAR10_DIR, else TFDS.
   else:
     path = Path(spec)
     if not path.is_file():
