@@ -8,8 +8,9 @@ checkpoint or a test can swap one for the other:
 
 * `SubPixelConvTranspose` == `nn.ConvTranspose(padding='SAME')`: each of the s*s output
   phases of a stride-s transposed convolution is a stride-1 convolution of the undilated
-  input with a subset of the kernel taps; all phases are computed as one convolution with
-  s*s times the output channels, then interleaved by depth-to-space.
+  input with a subset of the kernel taps, interleaved by depth-to-space. On accelerators
+  all phases run as one convolution; on the CPU as matmuls that multiply exactly the
+  layer's taps (or, for a narrow output layer, as one matmul and an overlap-add).
 * `SpaceToDepthConv` == `nn.Conv(strides=s, padding='SAME')`: the input is folded into
   s*s times the channels by space-to-depth and convolved at stride 1, so its input
   gradient is a stride-1 convolution too.
@@ -86,8 +87,8 @@ def _gather_taps(kernel: Array, row_map: np.ndarray, col_map: np.ndarray) -> Arr
 
 # Below this many output channels a stride-1 convolution runs faster as XLA:CPU's own
 # convolution; at or above it, as patches times a matrix (measured on a 2-core x86 CPU,
-# batch 256: G's 512- and 1024-channel phase convolutions train 2x faster as matmuls,
-# mostly through the kernel gradient, while the 12-channel output layer is 2.5x slower).
+# batch 256, with G's phase convolutions: the 512- and 1024-channel ones trained 2x faster
+# as matmuls, mostly through the kernel gradient, the 12-channel one 2.5x slower).
 _MATMUL_MIN_FEATURES = 256
 
 
@@ -135,31 +136,146 @@ class _SquareConv(nn.Module):
     return nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
 
 
+def _phase_conv(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
+  """All s*s output phases as one stride-1 convolution with s*s*features channels.
+
+  Every phase gets the same window of T x T input offsets (T = ceil(k/s)), zeros where a
+  phase has no tap: for k=5, s=2 that multiplies 36 taps where the layer needs 25. One
+  plain convolution suits accelerators; on the CPU the two methods below are faster.
+  """
+  tap_map, d_min, d_max = _transpose_tap_map(kernel.shape[0], stride)
+  taps, in_features = tap_map.shape[0], inputs.shape[-1]
+  phase_kernel = _gather_taps(kernel, tap_map, tap_map)  # [T, T, s, s, in, out]
+  phase_kernel = phase_kernel.transpose(0, 1, 4, 2, 3, 5).reshape(
+      taps, taps, in_features, stride * stride * features)
+  phases = _conv(inputs, phase_kernel, [(-d_min, d_max)] * 2)  # [N, H, W, s*s*out]
+  return phases.reshape(*inputs.shape[:3], stride, stride, features)
+
+
+def _tap_groups(kernel_size: int, stride: int) -> tuple[np.ndarray, int, int, list]:
+  """`_transpose_tap_map` and its input offsets grouped by the output phases that use them.
+
+  Returns (tap_map, d_min, d_max, groups), each group (offsets, phases): every offset of
+  the group has a tap in every phase of the group and in no other phase. For k=5, s=2:
+  offsets -1, 0 feed both phases and offset +1 only phase 1. The phases of a group are
+  consecutive (each phase reads a window of offsets that slides with the phase).
+  """
+  tap_map, d_min, d_max = _transpose_tap_map(kernel_size, stride)
+  groups: dict[tuple[int, ...], list[int]] = {}
+  for offset in range(tap_map.shape[0]):
+    phases = tuple(p for p in range(stride) if tap_map[offset, p] < kernel_size)
+    groups.setdefault(phases, []).append(offset)
+  for phases in groups:
+    assert phases == tuple(range(phases[0], phases[-1] + 1)), (kernel_size, stride)
+  return tap_map, d_min, d_max, [(offsets, list(phases)) for phases, offsets in groups.items()]
+
+
+def _tap_block_matmuls(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
+  """The phases with exactly the layer's taps: one patches @ matrix per pair of groups.
+
+  For a (row group, column group) pair the patches hold the input at the pair's offsets
+  and the matrix the kernel taps of the pair's phases; no product is a padding zero, so
+  the matmuls do the transposed convolution's k*k multiplies per input pixel (25 for
+  k=5, s=2, where `_phase_conv` does 36), in 4 matmuls for k=5, s=2.
+  """
+  batch, height, width, in_features = inputs.shape
+  tap_map, d_min, d_max, groups = _tap_groups(kernel.shape[0], stride)
+  padded = jnp.pad(inputs, ((0, 0), (-d_min, d_max), (-d_min, d_max), (0, 0)))
+  phases = 0
+  for row_offsets, row_phases in groups:
+    for col_offsets, col_phases in groups:
+      patches = jnp.concatenate([padded[:, i:i + height, j:j + width, :]
+                                 for i in row_offsets for j in col_offsets], axis=-1)
+      rows = tap_map[np.ix_(row_offsets, row_phases)][:, None, :, None]
+      cols = tap_map[np.ix_(col_offsets, col_phases)][None, :, None, :]
+      block_kernel = kernel[rows, cols]  # [offsets_h, offsets_w, phases_h, phases_w, in, out]
+      block_kernel = block_kernel.transpose(0, 1, 4, 2, 3, 5).reshape(
+          patches.shape[-1], len(row_phases) * len(col_phases) * features)
+      block = (patches.reshape(-1, patches.shape[-1]) @ block_kernel).reshape(
+          batch, height, width, len(row_phases), len(col_phases), features)
+      # Into the full s x s phase grid; XLA fuses these pads and sums with the
+      # depth-to-space copy that follows.
+      phases += jnp.pad(block, ((0, 0),) * 3 + (
+          (row_phases[0], stride - 1 - row_phases[-1]),
+          (col_phases[0], stride - 1 - col_phases[-1]), (0, 0)))
+  return phases
+
+
+def _col2im(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
+  """The output pixels directly: inputs @ kernel, then the taps overlap-added (col2im).
+
+  [N*H*W, in] @ [in, k*k*out] gives every (tap, output channel) of every input pixel in
+  one matmul, the layer's exact multiplies; tap (a, b) of input pixel m lands on output
+  s*m + pad_a - (a, b) (see `_transpose_tap_map`), so each tap is a zero-interleaving
+  `lax.pad` (negative padding crops) and the taps are summed. The column matrix is
+  k*k*out wide: this pays off for narrow outputs only.
+  """
+  batch, height, width, in_features = inputs.shape
+  k = kernel.shape[0]
+  pad_a = k - 1 if stride > k - 1 else -(-(k + stride - 2) // 2)
+  columns = inputs.reshape(-1, in_features) @ kernel.transpose(2, 0, 1, 3).reshape(
+      in_features, k * k * features)
+  columns = columns.reshape(batch, height, width, k, k, features)
+  zero = jnp.zeros((), columns.dtype)
+  outputs = 0
+  for a in range(k):
+    for b in range(k):
+      low_h, low_w = pad_a - a, pad_a - b
+      outputs += jax.lax.pad(columns[:, :, :, a, b, :], zero, [
+          (0, 0, 0), (low_h, stride - 1 - low_h, stride - 1),
+          (low_w, stride - 1 - low_w, stride - 1), (0, 0, 0)])
+  return outputs
+
+
+# col2im's overlap-add is a memory-bound pass over its column tensor, H*W*k*k*features
+# values per example; measured faster than 'tap_blocks' up to 51,200 values per example
+# and slower from 102,400 (2-core CPU, the layers in `SubPixelConvTranspose`'s table).
+_COL2IM_MAX_COLUMNS = 65_536
+
+
+def _depth_to_space(phases: Array) -> Array:
+  """[N, H, W, s, s, C] phases -> [N, H*s, W*s, C] image."""
+  batch, height, width, stride, _, features = phases.shape
+  return phases.transpose(0, 1, 3, 2, 4, 5).reshape(
+      batch, height * stride, width * stride, features)
+
+
 class SubPixelConvTranspose(_SquareConv):
-  """`nn.ConvTranspose(features, (k, k), (s, s), padding='SAME')`, as a stride-1 conv.
+  """`nn.ConvTranspose(features, (k, k), (s, s), padding='SAME')`, without dilated inputs.
 
   Parameters are `kernel` [k, k, in, features] and `bias` [features], as in the Flax
-  layer (with its default `transpose_kernel=False`).
+  layer (with its default `transpose_kernel=False`). `method` picks how:
+
+  * 'phase_conv': one stride-1 convolution for all output phases (`_phase_conv`);
+  * 'tap_blocks': exact-tap matmuls per group of phases (`_tap_block_matmuls`);
+  * 'col2im': one matmul, then the taps overlap-added (`_col2im`);
+  * 'auto' (default): 'phase_conv' on accelerators; on the CPU 'col2im' when its column
+    tensor is small (`_COL2IM_MAX_COLUMNS`), 'tap_blocks' otherwise.
+
+  Forward and backward at batch 256 on a 2-core CPU, ms (phase_conv / tap_blocks /
+  col2im): recap G's layers 164 / 124 / 218, 360 / 296 / 562, 111 / 228 / 29; baseline
+  G's 93 / 74 / 48, 120 / 103 / 322, 45 / 120 / 9.
   """
+  method: str = 'auto'
 
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
-    batch, height, width, in_features = inputs.shape
-    k, s = self.kernel_size, self.strides
     inputs, kernel, bias = self._parameters(inputs)
-
-    tap_map, d_min, d_max = _transpose_tap_map(k, s)
-    taps = tap_map.shape[0]
-    phase_kernel = _gather_taps(kernel, tap_map, tap_map)  # [T, T, s, s, in, out]
-    phase_kernel = phase_kernel.transpose(0, 1, 4, 2, 3, 5).reshape(
-        taps, taps, in_features, s * s * self.features)
-    phases = _conv(inputs, phase_kernel, [(-d_min, d_max)] * 2)  # [N, H, W, s*s*out]
-    outputs = phases.reshape(batch, height, width, s, s, self.features)
-    outputs = outputs.transpose(0, 1, 3, 2, 4, 5).reshape(
-        batch, height * s, width * s, self.features)
-    if bias is not None:
-      outputs = outputs + bias
-    return outputs
+    method = self.method
+    if method == 'auto':
+      k = self.kernel_size
+      columns = inputs.shape[1] * inputs.shape[2] * k * k * self.features
+      method = ('phase_conv' if jax.default_backend() != 'cpu' else
+                'col2im' if columns <= _COL2IM_MAX_COLUMNS else 'tap_blocks')
+    if method == 'col2im':
+      outputs = _col2im(inputs, kernel, self.strides, self.features)
+    elif method in ('phase_conv', 'tap_blocks'):
+      phase_fn = _phase_conv if method == 'phase_conv' else _tap_block_matmuls
+      outputs = _depth_to_space(phase_fn(inputs, kernel, self.strides, self.features))
+    else:
+      raise ValueError(f"Unknown SubPixelConvTranspose method {method!r}; use 'auto', "
+                       "'phase_conv', 'tap_blocks' or 'col2im'.")
+    return outputs + bias if bias is not None else outputs
 
 
 class SpaceToDepthConv(_SquareConv):

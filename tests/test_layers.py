@@ -34,6 +34,7 @@ def _assert_same_function(fast, reference, inputs):
                                atol=1e-5 * np.abs(ref_grad).max())
 
 
+@pytest.mark.parametrize('method', ['phase_conv', 'tap_blocks', 'col2im', 'auto'])
 @pytest.mark.parametrize('kernel,stride,size,in_ch,out_ch', [
     (5, 2, 4, 8, 16),    # The DCGAN layers: k5, s2.
     (5, 2, 8, 16, 3),
@@ -42,20 +43,51 @@ def _assert_same_function(fast, reference, inputs):
     (3, 3, 4, 2, 5),     # Stride 3.
     (5, 1, 4, 3, 2),     # Stride 1 degenerates to a plain convolution.
 ])
-def test_subpixel_conv_transpose_equals_flax(kernel, stride, size, in_ch, out_ch):
+def test_subpixel_conv_transpose_equals_flax(method, kernel, stride, size, in_ch, out_ch):
   inputs = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_ch))
   reference = nn.ConvTranspose(out_ch, (kernel, kernel), (stride, stride), padding='SAME')
-  fast = layers.SubPixelConvTranspose(out_ch, kernel, stride)
+  fast = layers.SubPixelConvTranspose(out_ch, kernel, stride, method=method)
   _assert_same_function(fast, reference, inputs)
 
 
 def test_subpixel_matmul_path_equals_flax():
-  """Enough output channels to take the patches @ matrix path on CPU."""
+  """Enough output channels to take `_phase_conv`'s patches @ matrix path on CPU."""
   features = layers._MATMUL_MIN_FEATURES // 4  # 4 phases -> that many matmul columns.
   inputs = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 8))
   reference = nn.ConvTranspose(features, (5, 5), (2, 2), padding='SAME', use_bias=False)
-  fast = layers.SubPixelConvTranspose(features, 5, 2, use_bias=False)
+  fast = layers.SubPixelConvTranspose(features, 5, 2, use_bias=False, method='phase_conv')
   _assert_same_function(fast, reference, inputs)
+
+
+@pytest.mark.parametrize('kernel,stride', [(5, 2), (4, 2), (3, 2), (3, 3), (7, 3), (5, 1)])
+def test_tap_groups_cover_every_tap_once(kernel, stride):
+  """The blocks multiply each (input offset, output phase, kernel tap) exactly once and
+  never a padding zero: the CPU path does the layer's k*k multiplies per pixel."""
+  tap_map, _, _, groups = layers._tap_groups(kernel, stride)
+  used = [tap_map[o, p] for offsets, phases in groups for o in offsets for p in phases]
+  assert sorted(used) == list(range(kernel))
+  assert sorted(o for offsets, _ in groups for o in offsets) == list(range(len(tap_map)))
+
+
+def test_auto_method_on_cpu_picks_by_column_size():
+  """The seed designs' layers get the measured fastest CPU method (see the class docstring)."""
+  def picked(in_shape, features):
+    module = layers.SubPixelConvTranspose(features, 5, 2, use_bias=False)
+    jaxpr = jax.make_jaxpr(lambda x: module.init_with_output(jax.random.PRNGKey(0), x))(
+        jnp.zeros(in_shape))
+    # col2im is the only method that pads with interior (zero-interleaving) padding.
+    pads = [e for e in jaxpr.eqns if e.primitive.name == 'pad']
+    return 'col2im' if any(p.params['padding_config'][1][2] for p in pads) else 'tap_blocks'
+  assert picked((1, 16, 16, 128), 3) == 'col2im'     # recap's image layer
+  assert picked((1, 4, 4, 256), 128) == 'col2im'     # baseline's first layer
+  assert picked((1, 8, 8, 256), 128) == 'tap_blocks'  # recap's second layer
+  assert picked((1, 8, 8, 128), 64) == 'tap_blocks'   # baseline's second layer
+
+
+def test_subpixel_rejects_unknown_method():
+  with pytest.raises(ValueError, match="Unknown SubPixelConvTranspose method 'fft'"):
+    layers.SubPixelConvTranspose(4, 5, 2, method='fft').init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3)))
 
 
 @pytest.mark.parametrize('kernel,stride,size', [(5, 2, 8), (4, 2, 8), (3, 2, 6), (5, 2, 32)])
