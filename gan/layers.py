@@ -35,6 +35,13 @@ Array = jax.Array
 glorot_uniform = nn.initializers.glorot_uniform()
 
 
+def _transpose_pad_before(kernel_size: int, stride: int) -> int:
+  """pad_a: the zeros `lax.conv_transpose(padding='SAME')` puts before the dilated input."""
+  if stride > kernel_size - 1:
+    return kernel_size - 1
+  return -(-(kernel_size + stride - 2) // 2)
+
+
 def _transpose_tap_map(kernel_size: int, stride: int) -> tuple[np.ndarray, int, int]:
   """Kernel index for each (tap, output phase) of a SAME transposed convolution.
 
@@ -44,8 +51,7 @@ def _transpose_tap_map(kernel_size: int, stride: int) -> tuple[np.ndarray, int, 
   [taps, phases] -> k (`kernel_size` where no tap exists), and the lowest and highest
   input offset d.
   """
-  pad_len = kernel_size + stride - 2
-  pad_a = kernel_size - 1 if stride > kernel_size - 1 else int(np.ceil(pad_len / 2))
+  pad_a = _transpose_pad_before(kernel_size, stride)
   taps = [((p + k - pad_a) // stride, p, k)
           for p in range(stride) for k in range(kernel_size)
           if (p + k - pad_a) % stride == 0]
@@ -212,7 +218,7 @@ def _col2im(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
   """
   batch, height, width, in_features = inputs.shape
   k = kernel.shape[0]
-  pad_a = k - 1 if stride > k - 1 else -(-(k + stride - 2) // 2)
+  pad_a = _transpose_pad_before(k, stride)
   columns = inputs.reshape(-1, in_features) @ kernel.transpose(2, 0, 1, 3).reshape(
       in_features, k * k * features)
   columns = columns.reshape(batch, height, width, k, k, features)
