@@ -37,20 +37,26 @@ from gan.loop import make_mesh
 from gan.state import create_state
 from gan.validation import validate_config
 
-_CONFIGS = flags.DEFINE_multi_string('config', None, 'Config files (repeatable).')
-_BATCH_SIZES = flags.DEFINE_string('batch_sizes', '', 'Comma-separated batch sizes; '
-                                   'empty: each config\'s train.batch_size.')
-_STEPS = flags.DEFINE_integer('steps', 5, 'Steps per timed window.')
-_WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows (the median is reported).')
-_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps after compilation.')
-_JSON = flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
-_PLOT = flags.DEFINE_string('plot', '', 'Also plot img/s against batch size into this PNG.')
-_TORCH = flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference '
-                           '(benchmarks/torch_dcgan.py) of each config, and report JAX/PyTorch.')
+FLAGS = flags.FLAGS
 
-_INCEPTION_BATCH_SIZES = flags.DEFINE_string(
-    'inception_batch_sizes', '', 'Comma-separated batch sizes at which to time the FID '
-    'Inception feature extractor (gan.metrics.inception); empty: not timed.')
+
+def _define_flags() -> None:
+  """The command line. Defined when run as a program only, so that tests can import this
+  module next to others that define a --config flag."""
+  flags.DEFINE_multi_string('config', None, 'Config files (repeatable).')
+  flags.DEFINE_string('batch_sizes', '', "Comma-separated batch sizes; empty: each config's "
+                      'train.batch_size.')
+  flags.DEFINE_integer('steps', 5, 'Steps per timed window.')
+  flags.DEFINE_integer('windows', 5, 'Timed windows (the median is reported).')
+  flags.DEFINE_integer('warmup', 2, 'Untimed steps after compilation.')
+  flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
+  flags.DEFINE_string('plot', '', 'Also plot img/s against batch size into this PNG.')
+  flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference '
+                    '(benchmarks/torch_dcgan.py) of each config, and report JAX/PyTorch.')
+  flags.DEFINE_string('inception_batch_sizes', '', 'Comma-separated batch sizes at which to '
+                      'time the FID Inception feature extractor (gan.metrics.inception); '
+                      'empty: not timed.')
+
 
 _TORCH_REFERENCE = Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_dcgan.py'
 
@@ -147,12 +153,12 @@ def matmul_peak_gflops(size: int = 3072, repeats: int = 5) -> float:
   return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def environment() -> dict:
+def environment(with_torch: bool) -> dict:
   device = jax.devices()[0]
   env = {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
          'host': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
          'jax': jax.__version__, 'python': platform.python_version()}
-  if _TORCH.value:
+  if with_torch:
     import torch
     env['torch'] = torch.__version__
     env['torch_threads'] = torch.get_num_threads()
@@ -201,46 +207,47 @@ def plot_scaling(rows: list[dict], env: dict, path: str) -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  if not _CONFIGS.value and not _INCEPTION_BATCH_SIZES.value:
+  if not FLAGS.config and not FLAGS.inception_batch_sizes:
     raise app.UsageError('Give --config (train step) and/or --inception_batch_sizes.')
   rows = []
-  peak = matmul_peak_gflops() if _CONFIGS.value else float('nan')
-  for path in _CONFIGS.value or []:
+  peak = matmul_peak_gflops() if FLAGS.config else float('nan')
+  for path in FLAGS.config or []:
     config = load_config(path)
-    sizes = ([int(b) for b in _BATCH_SIZES.value.split(',')] if _BATCH_SIZES.value
+    sizes = ([int(b) for b in FLAGS.batch_sizes.split(',')] if FLAGS.batch_sizes
              else [config.train.batch_size])
     for batch_size in sizes:
-      row = {'config': path, **bench_step(config, batch_size, _STEPS.value, _WINDOWS.value,
-                                          _WARMUP.value)}
+      row = {'config': path, **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows,
+                                          FLAGS.warmup)}
       row['fraction_of_matmul_peak'] = row['gflop_per_sec'] / peak
-      if _TORCH.value:
-        torch_rates = _torch_reference().time_step(config, batch_size, _STEPS.value,
-                                                   _WINDOWS.value, _WARMUP.value)
+      if FLAGS.torch:
+        torch_rates = _torch_reference().time_step(config, batch_size, FLAGS.steps,
+                                                   FLAGS.windows, FLAGS.warmup)
         row['torch_img_per_sec'] = statistics.median(torch_rates)
         row['torch_img_per_sec_min'], row['torch_img_per_sec_max'] = min(torch_rates), max(torch_rates)
         row['jax_over_torch'] = row['img_per_sec'] / row['torch_img_per_sec']
       rows.append(row)
       print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
   inception_rows = []
-  for batch_size in [int(b) for b in _INCEPTION_BATCH_SIZES.value.split(',') if b]:
-    inception_rows.append(bench_inception(batch_size, _WINDOWS.value))
+  for batch_size in [int(b) for b in FLAGS.inception_batch_sizes.split(',') if b]:
+    inception_rows.append(bench_inception(batch_size, FLAGS.windows))
     r = inception_rows[-1]
     print(f'FID Inception, batch {batch_size}: {r["img_per_sec"]:.2f} img/s '
           f'({r["img_per_sec_min"]:.2f}-{r["img_per_sec_max"]:.2f}); 10k images in '
           f'{r["seconds_per_10k"] / 60:.1f} min; compile + first batch '
           f'{r["compile_and_first_batch_s"]:.1f} s', flush=True)
-  env = environment()
+  env = environment(FLAGS.torch)
   if rows:
     env['matmul_peak_gflop_per_sec'] = peak
   print(f'\n{env}')
   if rows:
     print(format_rows(rows))
-  if _PLOT.value and rows:
-    plot_scaling(rows, env, _PLOT.value)
-  if _JSON.value:
-    with open(_JSON.value, 'w') as f:
+  if FLAGS.plot and rows:
+    plot_scaling(rows, env, FLAGS.plot)
+  if FLAGS.json:
+    with open(FLAGS.json, 'w') as f:
       json.dump({'environment': env, 'results': rows, 'inception': inception_rows}, f, indent=2)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
