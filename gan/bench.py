@@ -2,6 +2,7 @@ r"""Times the full train step of configs on whatever device is present.
 
   python -m gan.bench --config configs/recap.py --config configs/baseline.py
   python -m gan.bench --config configs/recap.py --batch_sizes 64,128,256,512,1024 --json out.json
+  python -m gan.bench --config configs/recap.py --set model.compute_dtype=bfloat16   # GPU/TPU
 
 For each (config, batch size): compile time, steady-state img/s as the median (with min
 and max) of `--windows` timed windows of `--steps` steps each after a warm-up, the step's
@@ -32,7 +33,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from gan import models, steps
-from gan.config_files import load_config
+from gan.config_files import apply_overrides, load_config
 from gan.loop import make_mesh
 from gan.state import create_state
 from gan.validation import validate_config
@@ -44,6 +45,9 @@ def _define_flags() -> None:
   """The command line. Defined when run as a program only, so that tests can import this
   module next to others that define a --config flag."""
   flags.DEFINE_multi_string('config', None, 'Config files (repeatable).')
+  flags.DEFINE_multi_string('set', [], 'dotted.key=value applied to every config, e.g. '
+                            'model.compute_dtype=bfloat16 (repeatable; the PyTorch '
+                            'reference stays float32).')
   flags.DEFINE_string('batch_sizes', '', "Comma-separated batch sizes; empty: each config's "
                       'train.batch_size.')
   flags.DEFINE_integer('steps', 5, 'Steps per timed window.')
@@ -213,10 +217,11 @@ def main(argv):
   peak = matmul_peak_gflops() if FLAGS.config else float('nan')
   for path in FLAGS.config or []:
     config = load_config(path)
+    apply_overrides(config, FLAGS.set)
     sizes = ([int(b) for b in FLAGS.batch_sizes.split(',')] if FLAGS.batch_sizes
              else [config.train.batch_size])
     for batch_size in sizes:
-      row = {'config': path, **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows,
+      row = {'config': ' '.join([path, *FLAGS.set]), **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows,
                                           FLAGS.warmup)}
       row['fraction_of_matmul_peak'] = row['gflop_per_sec'] / peak
       if FLAGS.torch:

@@ -1,5 +1,6 @@
 """Loads a config file given as `path[:variant]`, as `--config` flags spell it."""
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -15,3 +16,29 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(variant) if variant else module.get_config()
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+  """Applies `dotted.key=value` settings in place, as `--config.dotted.key=value` would.
+
+  The value is read as a Python literal when it is one (`2e-4`, `(64, 128)`, `True`), else
+  kept as a string (`bfloat16`); ConfigDict refuses a value of another type than the
+  field's. An unknown key fails instead of adding a field nothing reads.
+  """
+  for item in overrides:
+    key, sep, text = item.partition('=')
+    if not sep:
+      raise ValueError(f'Override {item!r} is not of the form dotted.key=value.')
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *parents, leaf = key.split('.')
+    node = config
+    for name in parents:
+      if name not in node:
+        raise KeyError(f'Override {item!r}: the config has no field {name!r}.')
+      node = node[name]
+    if leaf not in node:
+      raise KeyError(f'Override {item!r}: the config has no field {key!r}.')
+    node[leaf] = value

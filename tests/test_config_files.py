@@ -1,0 +1,35 @@
+"""Config files load by `path[:variant]`, and `dotted.key=value` overrides apply safely."""
+
+import pytest
+
+from gan.config_files import apply_overrides, load_config
+
+
+def test_overrides_parse_literals_and_strings():
+  config = load_config('configs/recap.py')
+  apply_overrides(config, ['model.compute_dtype=bfloat16', 'optim.G.learning_rate=1e-3',
+                           'model.D.channels=(32, 64)', 'train.batch_size=64',
+                           'log.tensorboard=False'])
+  assert config.model.compute_dtype == 'bfloat16'
+  assert config.optim.G.learning_rate == 1e-3 and config.optim.D.learning_rate == 2e-4
+  assert tuple(config.model.D.channels) == (32, 64)
+  assert config.train.batch_size == 64 and config.log.tensorboard is False
+
+
+@pytest.mark.parametrize('override,error,match', [
+    ('train.batch_sise=64', KeyError, "no field 'train.batch_sise'"),
+    ('trian.batch_size=64', KeyError, "no field 'trian'"),
+    ('train.batch_size', ValueError, 'dotted.key=value'),
+    ('train.batch_size=big', TypeError, "Could not override field 'batch_size'"),
+])
+def test_bad_overrides_fail_loudly(override, error, match):
+  config = load_config('configs/baseline.py')
+  with pytest.raises(error, match=match):
+    apply_overrides(config, [override])
+
+
+def test_unknown_variant_and_missing_file_fail():
+  with pytest.raises(ValueError, match='Unknown config variant'):
+    load_config('configs/recap.py:huge')
+  with pytest.raises(FileNotFoundError, match='not found'):
+    load_config('configs/nope.py')
