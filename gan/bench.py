@@ -221,8 +221,8 @@ def main(argv):
     sizes = ([int(b) for b in FLAGS.batch_sizes.split(',')] if FLAGS.batch_sizes
              else [config.train.batch_size])
     for batch_size in sizes:
-      row = {'config': ' '.join([path, *FLAGS.set]), **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows,
-                                          FLAGS.warmup)}
+      row = {'config': ' '.join([path, *FLAGS.set]),
+             **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows, FLAGS.warmup)}
       row['fraction_of_matmul_peak'] = row['gflop_per_sec'] / peak
       if FLAGS.torch:
         torch_rates = _torch_reference().time_step(config, batch_size, FLAGS.steps,
