@@ -91,33 +91,11 @@ def _gather_taps(kernel: Array, row_map: np.ndarray, col_map: np.ndarray) -> Arr
   return padded[rows, cols]
 
 
-# Below this many output channels a stride-1 convolution runs faster as XLA:CPU's own
-# convolution; at or above it, as patches times a matrix (measured on a 2-core x86 CPU,
-# batch 256, with G's phase convolutions: the 512- and 1024-channel ones trained 2x faster
-# as matmuls, mostly through the kernel gradient, the 12-channel one 2.5x slower).
-_MATMUL_MIN_FEATURES = 256
-
-
 def _conv(inputs: Array, kernel: Array, padding: list[tuple[int, int]]) -> Array:
   """Stride-1 NHWC convolution with explicit (before, after) padding per spatial axis."""
-  if jax.default_backend() == 'cpu' and kernel.shape[-1] >= _MATMUL_MIN_FEATURES:
-    return _conv_as_matmul(inputs, kernel, padding)
   return jax.lax.conv_general_dilated(
       inputs, kernel, window_strides=(1, 1), padding=padding,
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
-def _conv_as_matmul(inputs: Array, kernel: Array, padding: list[tuple[int, int]]) -> Array:
-  """The same convolution as [N*H*W, taps*C] patches @ [taps*C, out] (im2col)."""
-  batch, _, _, channels = inputs.shape
-  taps_h, taps_w, _, features = kernel.shape
-  padded = jnp.pad(inputs, ((0, 0), *padding, (0, 0)))
-  out_h, out_w = padded.shape[1] - taps_h + 1, padded.shape[2] - taps_w + 1
-  # Patch channels ordered (tap row, tap column, channel), as the HWIO kernel flattens.
-  patches = jnp.concatenate([padded[:, i:i + out_h, j:j + out_w, :]
-                             for i in range(taps_h) for j in range(taps_w)], axis=-1)
-  outputs = patches.reshape(-1, taps_h * taps_w * channels) @ kernel.reshape(-1, features)
-  return outputs.reshape(batch, out_h, out_w, features)
 
 
 class _SquareConv(nn.Module):
@@ -258,9 +236,9 @@ class SubPixelConvTranspose(_SquareConv):
   * 'auto' (default): 'phase_conv' on accelerators; on the CPU 'col2im' when its column
     tensor is small (`_COL2IM_MAX_COLUMNS`), 'tap_blocks' otherwise.
 
-  Forward and backward at batch 256 on a 2-core CPU, ms (phase_conv / tap_blocks /
-  col2im): recap G's layers 164 / 124 / 218, 360 / 296 / 562, 111 / 228 / 29; baseline
-  G's 93 / 74 / 48, 120 / 103 / 322, 45 / 120 / 9.
+  Forward and backward at batch 256 on a 2-core CPU with `gan.xla_cpu`'s flags, ms
+  (phase_conv / tap_blocks / col2im): recap G's layers 204 / 160 / 339, 380 / 341 / 706,
+  63 / 278 / 43; baseline G's 92 / 90 / 90, 100 / 115 / 261, 41 / 145 / 19.
   """
   method: str = 'auto'
 

@@ -50,15 +50,6 @@ def test_subpixel_conv_transpose_equals_flax(method, kernel, stride, size, in_ch
   _assert_same_function(fast, reference, inputs)
 
 
-def test_subpixel_matmul_path_equals_flax():
-  """Enough output channels to take `_phase_conv`'s patches @ matrix path on CPU."""
-  features = layers._MATMUL_MIN_FEATURES // 4  # 4 phases -> that many matmul columns.
-  inputs = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 8))
-  reference = nn.ConvTranspose(features, (5, 5), (2, 2), padding='SAME', use_bias=False)
-  fast = layers.SubPixelConvTranspose(features, 5, 2, use_bias=False, method='phase_conv')
-  _assert_same_function(fast, reference, inputs)
-
-
 @pytest.mark.parametrize('kernel,stride', [(5, 2), (4, 2), (3, 2), (3, 3), (7, 3), (5, 1)])
 def test_tap_groups_cover_every_tap_once(kernel, stride):
   """The blocks multiply each (input offset, output phase, kernel tap) exactly once and
