@@ -7,10 +7,16 @@ r"""Trains a GAN on CIFAR-10.
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from gan import cpu_defaults
 
-from gan import loop
+# Each step's temporaries stay in the heap instead of being page-faulted in afresh (recap
+# 1038 -> 865 ms a step on 2 CPU cores); before the imports below start threads.
+cpu_defaults.tune_malloc()
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from gan import loop  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/recap.py[:smoke].',
                                           lock_config=True)

@@ -27,16 +27,22 @@ import statistics
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from absl import app, flags, logging
+from gan import cpu_defaults
 
-from gan import models, steps
-from gan.config_files import apply_overrides, load_config
-from gan.loop import make_mesh
-from gan.state import create_state
-from gan.validation import validate_config
+# As train.py does; PyTorch's reference runs in this process and gets the same malloc.
+# Before the imports below start threads (see its docstring); not when tests import this.
+_MALLOC_TUNED = __name__ == '__main__' and cpu_defaults.tune_malloc()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from gan import models, steps  # noqa: E402
+from gan.config_files import apply_overrides, load_config  # noqa: E402
+from gan.loop import make_mesh  # noqa: E402
+from gan.state import create_state  # noqa: E402
+from gan.validation import validate_config  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -161,7 +167,8 @@ def environment(with_torch: bool) -> dict:
   device = jax.devices()[0]
   env = {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
          'host': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
-         'jax': jax.__version__, 'python': platform.python_version()}
+         'jax': jax.__version__, 'python': platform.python_version(),
+         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'malloc_tuned': _MALLOC_TUNED}
   if with_torch:
     import torch
     env['torch'] = torch.__version__

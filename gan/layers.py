@@ -236,7 +236,7 @@ class SubPixelConvTranspose(_SquareConv):
   * 'auto' (default): 'phase_conv' on accelerators; on the CPU 'col2im' when its column
     tensor is small (`_COL2IM_MAX_COLUMNS`), 'tap_blocks' otherwise.
 
-  Forward and backward at batch 256 on a 2-core CPU with `gan.xla_cpu`'s flags, ms
+  Forward and backward at batch 256 on a 2-core CPU with `gan.cpu_defaults.XLA_FLAGS`, ms
   (phase_conv / tap_blocks / col2im): recap G's layers 204 / 160 / 339, 380 / 341 / 706,
   63 / 278 / 43; baseline G's 92 / 90 / 90, 100 / 115 / 261, 41 / 145 / 19.
   """

@@ -1,0 +1,97 @@
+"""CPU runtime settings this project measured faster, applied before JAX starts.
+
+Both are process-wide and GAN_CPU_DEFAULTS=0 turns both off; measured on a 2-core x86
+CPU, jax 0.10.2, batch 256 (README "Speed"):
+
+1. XLA_FLAGS, set by `gan/__init__.py` on import: convolutions off YNNPACK. jaxlib 0.10's XLA:CPU hands convolutions, dots,
+   reductions and element-wise ops to YNNPACK ("ynn fusions"); its convolutions run this
+   project's layers several times slower than XLA's own (Eigen). YNNPACK stays on for
+   reductions, without which XLA:CPU splits the BatchNorm sums into slow windowed ones.
+
+     forward / kernel gradient, ms   YNNPACK default   reductions only
+     D's 5x5/2 conv 64->128              29 / 68           23 / 34
+     a 2x2 conv 256->512 (G's blocks)   180 / 471          59 / 64
+     recap train step                  1084-1122         1003-1044
+     FID Inception features            10.5 img/s        19.3 img/s
+
+2. glibc malloc, set by the programs that run many steps (train.py, `gan.bench`) before
+   their imports start threads: one arena, no mmap, no trimming. XLA:CPU mallocs each step's
+   temporaries (447 MB in one block for the recap step) from its worker threads; glibc
+   serves such blocks with fresh mmap pages and unmaps them on free, so every step
+   page-faulted and zero-filled ~730 MB: 0.29 s of kernel time, recap step 1038 ms. Kept
+   in the heap, the next step reuses them: 0 faults, 865 ms. The process keeps its peak
+   memory. Not on import: the one arena slows XLA's multi-threaded compiler (recap step
+   3.0 -> 4.9 s), and the tests, which compile much and step little, took 419 s instead
+   of ~290. Only on glibc, and not when a GPU/TPU plugin is installed (device memory is
+   what matters there, and one arena could make many host threads contend).
+"""
+
+import ctypes
+import importlib.util
+import os
+import warnings
+
+OPT_OUT_VARIABLE = 'GAN_CPU_DEFAULTS'  # Set to 0 to change nothing.
+
+_YNN_FUSION_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
+XLA_FLAGS = (f'{_YNN_FUSION_FLAG}=reduce',)
+# XLA aborts the process on a flag it does not know, and this one is experimental: set it
+# only for the jaxlib minor versions it was measured with.
+_TESTED_JAXLIB = ((0, 10),)
+
+# mallopt(3) parameters; M_TRIM_THRESHOLD = -1 disables trimming.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_ACCELERATOR_PLUGINS = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin',
+                        'jax_rocm7_plugin', 'libtpu')
+
+
+def _jaxlib_minor() -> tuple[int, ...]:
+  import jaxlib.version
+  return tuple(jaxlib.version.__version_info__[:2])
+
+
+def _backends_started() -> bool:
+  try:
+    from jax._src import xla_bridge
+    return xla_bridge.backends_are_initialized()
+  except (ImportError, AttributeError):  # A private API: assume not started.
+    return False
+
+
+def _opted_out() -> bool:
+  return os.environ.get(OPT_OUT_VARIABLE, '1') == '0'
+
+
+def apply_xla_flags() -> bool:
+  """Appends `XLA_FLAGS` to the environment's; returns whether it did.
+
+  Leaves XLA_FLAGS alone when the user already chose a YNNPACK setting there, when
+  opted out, or on an untested jaxlib. Warns when JAX's backends already run (they read
+  XLA_FLAGS when they start): import gan before running JAX computations.
+  """
+  current = os.environ.get('XLA_FLAGS', '')
+  if _opted_out() or _YNN_FUSION_FLAG in current or _jaxlib_minor() not in _TESTED_JAXLIB:
+    return False
+  if _backends_started():
+    warnings.warn('gan.cpu_defaults: JAX already started its backends, so the faster XLA:CPU '
+                  f'flags {XLA_FLAGS} are not applied; import gan before running JAX '
+                  'computations, or put them in XLA_FLAGS yourself.', stacklevel=2)
+    return False
+  os.environ['XLA_FLAGS'] = ' '.join([current, *XLA_FLAGS]).strip()
+  return True
+
+
+def tune_malloc() -> bool:
+  """One glibc arena, no mmap, no trimming; returns whether it set them.
+
+  Call it first thing in a program, before imports that start threads: a thread that
+  already made its own arena keeps it. Does nothing when opted out, off glibc, or with an
+  accelerator plugin installed.
+  """
+  if _opted_out() or any(importlib.util.find_spec(name) for name in _ACCELERATOR_PLUGINS):
+    return False
+  libc = ctypes.CDLL(None)
+  if not hasattr(libc, 'gnu_get_libc_version'):
+    return False
+  return all(libc.mallopt(param, value) == 1 for param, value in (
+      (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))
