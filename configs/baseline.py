@@ -50,10 +50,12 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.model.bn_epsilon = 1e-3
   # 'subpixel' computes nn.ConvTranspose's function with the same parameters but without
   # a zero-dilated convolution, which XLA:CPU runs 10-20x slower (jax-ml/jax#23783); its
-  # kernel gradient alone took 26 s a step. 'space_to_depth' does the same for D's strided
-  # convolutions; measured slower than 'flax' here (195 vs 179 img/s for recap on CPU).
+  # kernel gradient alone took 26 s a step. For D's strided convolutions 'subpixel_grad'
+  # computes the input gradient, a zero-dilated convolution too, by phases on the CPU
+  # (recap 256-260 -> 271-280 img/s); 'space_to_depth' (a stride-1 convolution of the
+  # folded input) measured no faster than 'flax'. Each is tested equal to the Flax layer.
   config.model.conv_transpose_impl = 'subpixel'
-  config.model.strided_conv_impl = 'flax'
+  config.model.strided_conv_impl = 'subpixel_grad'
   config.model.compute_dtype = 'float32'  # 'bfloat16' on GPU/TPU; parameters stay float32.
 
   config.model.G = ml_collections.ConfigDict()

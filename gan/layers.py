@@ -20,6 +20,7 @@ of the stride-1 convolution is gathered from the stored kernel inside the step, 
 gradients reach the stored kernel through the gather.
 """
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -289,3 +290,73 @@ class SpaceToDepthConv(_SquareConv):
     if bias is not None:
       outputs = outputs + bias
     return outputs
+
+
+def _strided_conv(inputs: Array, kernel: Array, stride: int) -> Array:
+  """XLA's own SAME stride-s NHWC convolution."""
+  return jax.lax.conv_general_dilated(inputs, kernel, (stride, stride), 'SAME',
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _strided_conv_input_grad(cotangent: Array, kernel: Array, stride: int,
+                             in_size: tuple[int, int]) -> Array:
+  """The input gradient of `_strided_conv`, phase by phase, with no zero-dilated input.
+
+  Output o reads input s*(o + d) + p through tap k = tap_map[d, p] (`_strided_tap_map`),
+  so input phase p at position m gets sum_d dy[m - d] @ kernel[k].T: one stride-1
+  correlation of dy for all s*s phases (offsets flipped, in/out channels swapped), then
+  depth-to-space.
+  """
+  k, s = kernel.shape[0], stride
+  row_map, row_min, row_max = _strided_tap_map(k, s, in_size[0])
+  col_map, col_min, col_max = _strided_tap_map(k, s, in_size[1])
+  # Offset index j of the correlation reads dy[m + j - d_max], i.e. d = d_max - j.
+  phase_kernel = _gather_taps(kernel, row_map[::-1], col_map[::-1])  # [Th, Tw, s, s, in, out]
+  taps_h, taps_w, _, _, in_features, features = phase_kernel.shape
+  phase_kernel = phase_kernel.transpose(0, 1, 5, 2, 3, 4).reshape(
+      taps_h, taps_w, features, s * s * in_features)
+  phases = _conv(cotangent, phase_kernel, [(row_max, -row_min), (col_max, -col_min)])
+  return _depth_to_space(phases.reshape(*phases.shape[:3], s, s, in_features))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _strided_conv_subpixel_grad(inputs: Array, kernel: Array, stride: int) -> Array:
+  return _strided_conv(inputs, kernel, stride)
+
+
+def _strided_conv_subpixel_grad_fwd(inputs, kernel, stride):
+  return _strided_conv(inputs, kernel, stride), (inputs, kernel)
+
+
+def _strided_conv_subpixel_grad_bwd(stride, residuals, cotangent):
+  inputs, kernel = residuals
+  _, kernel_vjp = jax.vjp(lambda w: _strided_conv(inputs, w, stride), kernel)
+  (kernel_grad,) = kernel_vjp(cotangent)
+  input_grad = _strided_conv_input_grad(cotangent, kernel, stride, inputs.shape[1:3])
+  return input_grad.astype(inputs.dtype), kernel_grad
+
+
+_strided_conv_subpixel_grad.defvjp(_strided_conv_subpixel_grad_fwd,
+                                   _strided_conv_subpixel_grad_bwd)
+
+
+class SubPixelGradConv(_SquareConv):
+  """`nn.Conv(features, (k, k), strides=(s, s), padding='SAME')` with a cheaper backward.
+
+  The forward and the kernel gradient are XLA's own; on the CPU the input gradient, which
+  XLA:CPU computes as a convolution of the zero-dilated output gradient, is computed phase
+  by phase instead (`_strided_conv_input_grad`: 36 taps for a 5x5/2 kernel's 25, at
+  XLA:CPU's full convolution speed). Recap train step, batch 256, 2-core CPU: 256-260
+  img/s with Flax's layer, 271-280 with this one. GPU/TPU keep XLA's own gradient.
+  Parameters as the Flax layer's; height and width must be multiples of the stride.
+  """
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    if inputs.shape[1] % self.strides or inputs.shape[2] % self.strides:
+      raise ValueError(f'SubPixelGradConv needs height and width divisible by the stride '
+                       f'{self.strides}; got input shape {inputs.shape}.')
+    inputs, kernel, bias = self._parameters(inputs)
+    conv = _strided_conv_subpixel_grad if jax.default_backend() == 'cpu' else _strided_conv
+    outputs = conv(inputs, kernel, self.strides)
+    return outputs + bias if bias is not None else outputs

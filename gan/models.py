@@ -28,26 +28,31 @@ def activation_fn(name: str, leaky_slope: float) -> Callable[[Array], Array]:
   raise ValueError(f"Unknown activation {name!r}; use 'relu' or 'leaky_relu'.")
 
 
-def _square_conv_layer(impl: str, fast_impl: str, fast_layer, flax_layer, setting: str):
+# The rewrites of each Flax layer, by config name ('flax' is the Flax layer itself); each
+# computes the Flax layer's function with its parameters (tests/test_layers.py).
+CONV_TRANSPOSE_IMPLS = {'subpixel': layers.SubPixelConvTranspose}
+STRIDED_CONV_IMPLS = {'space_to_depth': layers.SpaceToDepthConv,
+                      'subpixel_grad': layers.SubPixelGradConv}
+
+
+def _square_conv_layer(impl: str, rewrites: dict, flax_layer, setting: str):
   """A constructor (features, kernel_size, strides, **kw) of a SAME square-kernel layer:
-  the fast rewrite, or the Flax layer with Keras' initialiser."""
-  if impl == fast_impl:
-    return fast_layer
+  one of the rewrites, or the Flax layer with Keras' initialiser."""
+  if impl in rewrites:
+    return rewrites[impl]
   if impl == 'flax':
     return lambda features, kernel_size, strides, **kw: flax_layer(
         features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
         kernel_init=layers.glorot_uniform, **kw)
-  raise ValueError(f"Unknown {setting} {impl!r}; use {fast_impl!r} or 'flax'.")
+  raise ValueError(f'Unknown {setting} {impl!r}; use one of {sorted([*rewrites, "flax"])}.')
 
 
 def conv_transpose_layer(impl: str) -> Callable[..., nn.Module]:
-  return _square_conv_layer(impl, 'subpixel', layers.SubPixelConvTranspose, nn.ConvTranspose,
-                            'conv_transpose_impl')
+  return _square_conv_layer(impl, CONV_TRANSPOSE_IMPLS, nn.ConvTranspose, 'conv_transpose_impl')
 
 
 def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
-  return _square_conv_layer(impl, 'space_to_depth', layers.SpaceToDepthConv, nn.Conv,
-                            'strided_conv_impl')
+  return _square_conv_layer(impl, STRIDED_CONV_IMPLS, nn.Conv, 'strided_conv_impl')
 
 
 class DCGANGenerator(nn.Module):

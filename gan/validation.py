@@ -21,10 +21,11 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
        f'{sorted(models.DESIGNS)}.')
   need(config.loss.name in losses.LOSSES,
        f'loss.name={config.loss.name!r} is unknown; use one of {sorted(losses.LOSSES)}.')
-  need(config.model.conv_transpose_impl in ('subpixel', 'flax'),
-       f"model.conv_transpose_impl={config.model.conv_transpose_impl!r}: use 'subpixel' or 'flax'.")
-  need(config.model.strided_conv_impl in ('space_to_depth', 'flax'),
-       f"model.strided_conv_impl={config.model.strided_conv_impl!r}: use 'space_to_depth' or 'flax'.")
+  for setting, rewrites in (('conv_transpose_impl', models.CONV_TRANSPOSE_IMPLS),
+                            ('strided_conv_impl', models.STRIDED_CONV_IMPLS)):
+    impl = config.model[setting]
+    need(impl in rewrites or impl == 'flax',
+         f'model.{setting}={impl!r}: use one of {sorted([*rewrites, "flax"])}.')
   need(config.model.compute_dtype in ('float32', 'bfloat16'),
        f"model.compute_dtype={config.model.compute_dtype!r}: use 'float32' or 'bfloat16'.")
   need(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be > 0.')

@@ -81,15 +81,23 @@ def test_subpixel_rejects_unknown_method():
         jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3)))
 
 
-@pytest.mark.parametrize('kernel,stride,size', [(5, 2, 8), (4, 2, 8), (3, 2, 6), (5, 2, 32)])
-def test_space_to_depth_conv_equals_flax(kernel, stride, size):
-  inputs = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 3))
+_STRIDED_CONV_REWRITES = [layers.SpaceToDepthConv, layers.SubPixelGradConv]
+
+
+@pytest.mark.parametrize('layer', _STRIDED_CONV_REWRITES)
+@pytest.mark.parametrize('kernel,stride,height,width', [
+    (5, 2, 8, 8), (4, 2, 8, 8), (3, 2, 6, 6), (5, 2, 32, 32),
+    (3, 3, 9, 9),     # Stride 3.
+    (5, 2, 8, 16),    # Not square.
+])
+def test_strided_conv_rewrites_equal_flax(layer, kernel, stride, height, width):
+  inputs = jax.random.normal(jax.random.PRNGKey(0), (2, height, width, 3))
   reference = nn.Conv(4, (kernel, kernel), (stride, stride), padding='SAME')
-  fast = layers.SpaceToDepthConv(4, kernel, stride)
-  _assert_same_function(fast, reference, inputs)
+  _assert_same_function(layer(4, kernel, stride), reference, inputs)
 
 
-def test_space_to_depth_conv_rejects_indivisible_size():
+@pytest.mark.parametrize('layer', _STRIDED_CONV_REWRITES)
+def test_strided_conv_rewrites_reject_indivisible_size(layer):
   inputs = jnp.zeros((1, 7, 7, 3))
   with pytest.raises(ValueError, match='divisible by the stride'):
-    layers.SpaceToDepthConv(4, 5, 2).init(jax.random.PRNGKey(0), inputs)
+    layer(4, 5, 2).init(jax.random.PRNGKey(0), inputs)
