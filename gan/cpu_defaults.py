@@ -3,10 +3,11 @@
 Both are process-wide and GAN_CPU_DEFAULTS=0 turns both off; measured on a 2-core x86
 CPU, jax 0.10.2, batch 256 (README "Speed"):
 
-1. XLA_FLAGS, set by `gan/__init__.py` on import: convolutions off YNNPACK. jaxlib 0.10's XLA:CPU hands convolutions, dots,
-   reductions and element-wise ops to YNNPACK ("ynn fusions"); its convolutions run this
-   project's layers several times slower than XLA's own (Eigen). YNNPACK stays on for
-   reductions, without which XLA:CPU splits the BatchNorm sums into slow windowed ones.
+1. XLA_FLAGS, set by `gan/__init__.py` on import: convolutions off YNNPACK. jaxlib
+   0.10's XLA:CPU hands convolutions, dots, reductions and element-wise ops to YNNPACK
+   ("ynn fusions"); its convolutions run this project's layers several times slower than
+   XLA's own (Eigen). YNNPACK stays on for reductions, without which XLA:CPU splits the
+   BatchNorm sums into slow windowed ones.
 
      forward / kernel gradient, ms   YNNPACK default   reductions only
      D's 5x5/2 conv 64->128              29 / 68           23 / 34
@@ -15,14 +16,14 @@ CPU, jax 0.10.2, batch 256 (README "Speed"):
      FID Inception features            10.5 img/s        19.3 img/s
 
 2. glibc malloc, set by the programs that run many steps (train.py, `gan.bench`) before
-   their imports start threads: one arena, no mmap, no trimming. XLA:CPU mallocs each step's
-   temporaries (447 MB in one block for the recap step) from its worker threads; glibc
+   their imports start threads: one arena, no mmap, no trimming. XLA:CPU mallocs each
+   step's temporaries (447 MB in one block for the recap step) from its worker threads; glibc
    serves such blocks with fresh mmap pages and unmaps them on free, so every step
    page-faulted and zero-filled ~730 MB: 0.29 s of kernel time, recap step 1038 ms. Kept
    in the heap, the next step reuses them: 0 faults, 865 ms. The process keeps its peak
    memory. Not on import: the one arena slows XLA's multi-threaded compiler (recap step
    3.0 -> 4.9 s), and the tests, which compile much and step little, took 419 s instead
-   of ~290. Only on glibc, and not when a GPU/TPU plugin is installed (device memory is
+   of 385. Only on glibc, and not when a GPU/TPU plugin is installed (device memory is
    what matters there, and one arena could make many host threads contend).
 """
 

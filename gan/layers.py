@@ -2,7 +2,7 @@
 
 XLA:CPU runs transposed convolutions, and the input gradients of strided convolutions
 (both are convolutions of a zero-dilated input), 10-20x slower than a plain stride-1
-convolution of the same size (jax-ml/jax#23783). Both layers here compute exactly the
+convolution of the same size (jax-ml/jax#23783). The layers here compute exactly the
 function of the Flax layer they replace, with the same parameter names and shapes, so a
 checkpoint or a test can swap one for the other:
 
@@ -11,9 +11,12 @@ checkpoint or a test can swap one for the other:
   input with a subset of the kernel taps, interleaved by depth-to-space. On accelerators
   all phases run as one convolution; on the CPU as matmuls that multiply exactly the
   layer's taps (or, for a narrow output layer, as one matmul and an overlap-add).
+* `SubPixelGradConv` == `nn.Conv(strides=s, padding='SAME')`: XLA's own forward and
+  kernel gradient; on the CPU a custom VJP computes the input gradient phase by phase,
+  as one stride-1 convolution of the output gradient and depth-to-space.
 * `SpaceToDepthConv` == `nn.Conv(strides=s, padding='SAME')`: the input is folded into
   s*s times the channels by space-to-depth and convolved at stride 1, so its input
-  gradient is a stride-1 convolution too.
+  gradient is a stride-1 convolution too (measured no faster than Flax's layer).
 
 The small (taps, phases) index maps are computed once in numpy at trace time; the kernel
 of the stride-1 convolution is gathered from the stored kernel inside the step, so
