@@ -95,10 +95,11 @@ def _gather_taps(kernel: Array, row_map: np.ndarray, col_map: np.ndarray) -> Arr
   return padded[rows, cols]
 
 
-def _conv(inputs: Array, kernel: Array, padding: list[tuple[int, int]]) -> Array:
-  """Stride-1 NHWC convolution with explicit (before, after) padding per spatial axis."""
+def _conv(inputs: Array, kernel: Array, padding: str | list[tuple[int, int]],
+          stride: int = 1) -> Array:
+  """XLA's own NHWC convolution; padding 'SAME' or (before, after) per spatial axis."""
   return jax.lax.conv_general_dilated(
-      inputs, kernel, window_strides=(1, 1), padding=padding,
+      inputs, kernel, window_strides=(stride, stride), padding=padding,
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
@@ -113,6 +114,11 @@ class _SquareConv(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
   kernel_init: Callable = glorot_uniform
   bias_init: Callable = nn.initializers.zeros_init()
+
+  def _require_size_divisible_by_stride(self, inputs: Array) -> None:
+    if inputs.shape[1] % self.strides or inputs.shape[2] % self.strides:
+      raise ValueError(f'{type(self).__name__} needs height and width divisible by the '
+                       f'stride {self.strides}; got input shape {inputs.shape}.')
 
   def _parameters(self, inputs: Array) -> tuple[Array, Array, Array | None]:
     """(inputs, kernel, bias) in the compute dtype; called from `__call__`."""
@@ -275,11 +281,9 @@ class SpaceToDepthConv(_SquareConv):
 
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
+    self._require_size_divisible_by_stride(inputs)
     batch, height, width, in_features = inputs.shape
     k, s = self.kernel_size, self.strides
-    if height % s or width % s:
-      raise ValueError(f'SpaceToDepthConv needs height and width divisible by the stride '
-                       f'{s}; got input shape {inputs.shape}.')
     inputs, kernel, bias = self._parameters(inputs)
 
     row_map, row_min, row_max = _strided_tap_map(k, s, height)
@@ -295,15 +299,9 @@ class SpaceToDepthConv(_SquareConv):
     return outputs
 
 
-def _strided_conv(inputs: Array, kernel: Array, stride: int) -> Array:
-  """XLA's own SAME stride-s NHWC convolution."""
-  return jax.lax.conv_general_dilated(inputs, kernel, (stride, stride), 'SAME',
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
 def _strided_conv_input_grad(cotangent: Array, kernel: Array, stride: int,
                              in_size: tuple[int, int]) -> Array:
-  """The input gradient of `_strided_conv`, phase by phase, with no zero-dilated input.
+  """The input gradient of a SAME stride-s `_conv`, phase by phase, with no zero-dilated input.
 
   Output o reads input s*(o + d) + p through tap k = tap_map[d, p] (`_strided_tap_map`),
   so input phase p at position m gets sum_d dy[m - d] @ kernel[k].T: one stride-1
@@ -324,16 +322,16 @@ def _strided_conv_input_grad(cotangent: Array, kernel: Array, stride: int,
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _strided_conv_subpixel_grad(inputs: Array, kernel: Array, stride: int) -> Array:
-  return _strided_conv(inputs, kernel, stride)
+  return _conv(inputs, kernel, 'SAME', stride)
 
 
 def _strided_conv_subpixel_grad_fwd(inputs, kernel, stride):
-  return _strided_conv(inputs, kernel, stride), (inputs, kernel)
+  return _conv(inputs, kernel, 'SAME', stride), (inputs, kernel)
 
 
 def _strided_conv_subpixel_grad_bwd(stride, residuals, cotangent):
   inputs, kernel = residuals
-  _, kernel_vjp = jax.vjp(lambda w: _strided_conv(inputs, w, stride), kernel)
+  _, kernel_vjp = jax.vjp(lambda w: _conv(inputs, w, 'SAME', stride), kernel)
   (kernel_grad,) = kernel_vjp(cotangent)
   input_grad = _strided_conv_input_grad(cotangent, kernel, stride, inputs.shape[1:3])
   return input_grad.astype(inputs.dtype), kernel_grad
@@ -356,10 +354,10 @@ class SubPixelGradConv(_SquareConv):
 
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
-    if inputs.shape[1] % self.strides or inputs.shape[2] % self.strides:
-      raise ValueError(f'SubPixelGradConv needs height and width divisible by the stride '
-                       f'{self.strides}; got input shape {inputs.shape}.')
+    self._require_size_divisible_by_stride(inputs)
     inputs, kernel, bias = self._parameters(inputs)
-    conv = _strided_conv_subpixel_grad if jax.default_backend() == 'cpu' else _strided_conv
-    outputs = conv(inputs, kernel, self.strides)
+    if jax.default_backend() == 'cpu':
+      outputs = _strided_conv_subpixel_grad(inputs, kernel, self.strides)
+    else:
+      outputs = _conv(inputs, kernel, 'SAME', self.strides)
     return outputs + bias if bias is not None else outputs
