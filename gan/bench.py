@@ -151,7 +151,7 @@ def bench_inception(batch_size: int, num_windows: int) -> dict:
 
 def matmul_peak_gflops(size: int = 3072, repeats: int = 5) -> float:
   """The device's float32 matmul rate (median of `repeats`): the yardstick for the step's
-  fraction of peak. On this project's 2-core CPU it measured 285 GFLOP/s."""
+  fraction of peak. On this project's 2-core CPU it measured 283-316 GFLOP/s."""
   a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
   matmul = jax.jit(lambda x: x @ x)  # Default precision, as the train step uses.
   jax.block_until_ready(matmul(a))

@@ -48,11 +48,12 @@ def _square_conv_layer(impl: str, rewrites: dict, flax_layer, setting: str):
 
 
 def conv_transpose_layer(impl: str) -> Callable[..., nn.Module]:
-  return _square_conv_layer(impl, CONV_TRANSPOSE_IMPLS, nn.ConvTranspose, 'conv_transpose_impl')
+  return _square_conv_layer(impl, CONV_TRANSPOSE_IMPLS, nn.ConvTranspose,
+                            'model.conv_transpose_impl')
 
 
 def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
-  return _square_conv_layer(impl, STRIDED_CONV_IMPLS, nn.Conv, 'strided_conv_impl')
+  return _square_conv_layer(impl, STRIDED_CONV_IMPLS, nn.Conv, 'model.strided_conv_impl')
 
 
 class DCGANGenerator(nn.Module):

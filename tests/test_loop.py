@@ -86,6 +86,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_
 
 @pytest.mark.parametrize('field,value,message', [
     ('model.name', 'biggan', "model.name='biggan' is no known design"),
+    ('model.strided_conv_impl', 'winograd', "Unknown model.strided_conv_impl 'winograd'; use "
+     "one of ['flax', 'space_to_depth', 'subpixel_grad']"),
     ('optim.G.learning_rate', -1e-4, 'optim.G.learning_rate=-0.0001 must be a positive number'),
     ('train.batch_size', 15, 'must be divisible by the 2 devices'),
     ('train.update_rule', 'sometimes', "train.update_rule='sometimes'"),
