@@ -34,10 +34,10 @@ import warnings
 
 OPT_OUT_VARIABLE = 'GAN_CPU_DEFAULTS'  # Set to 0 to change nothing.
 
-_YNN_FUSION_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
-XLA_FLAGS = (f'{_YNN_FUSION_FLAG}=reduce',)
-# XLA aborts the process on a flag it does not know, and this one is experimental: set it
-# only for the jaxlib minor versions it was measured with.
+XLA_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=reduce',
+             '--xla_cpu_use_fusion_emitters=false')
+# XLA aborts the process on a flag it does not know, and these can go away (one is
+# experimental): set them only for the jaxlib minor versions they were measured with.
 _TESTED_JAXLIB = ((0, 10),)
 
 # mallopt(3) parameters; M_TRIM_THRESHOLD = -1 disables trimming.
@@ -64,21 +64,22 @@ def _opted_out() -> bool:
 
 
 def apply_xla_flags() -> bool:
-  """Appends `XLA_FLAGS` to the environment's; returns whether it did.
+  """Appends `XLA_FLAGS` to the environment's; returns whether it appended any.
 
-  Leaves XLA_FLAGS alone when the user already chose a YNNPACK setting there, when
-  opted out, or on an untested jaxlib. Warns when JAX's backends already run (they read
-  XLA_FLAGS when they start): import gan before running JAX computations.
+  A flag the user already set in XLA_FLAGS keeps the user's value. Nothing is appended
+  when opted out or on an untested jaxlib. Warns when JAX's backends already run (they
+  read XLA_FLAGS when they start): import gan before running JAX computations.
   """
   current = os.environ.get('XLA_FLAGS', '')
-  if _opted_out() or _YNN_FUSION_FLAG in current or _jaxlib_minor() not in _TESTED_JAXLIB:
+  missing = [flag for flag in XLA_FLAGS if flag.split('=')[0] not in current]
+  if _opted_out() or not missing or _jaxlib_minor() not in _TESTED_JAXLIB:
     return False
   if _backends_started():
     warnings.warn('gan.cpu_defaults: JAX already started its backends, so the faster XLA:CPU '
                   f'flags {XLA_FLAGS} are not applied; import gan before running JAX '
                   'computations, or put them in XLA_FLAGS yourself.', stacklevel=2)
     return False
-  os.environ['XLA_FLAGS'] = ' '.join([current, *XLA_FLAGS]).strip()
+  os.environ['XLA_FLAGS'] = ' '.join([current, *missing]).strip()
   return True
 
 

@@ -9,8 +9,8 @@ checkpoint or a test can swap one for the other:
 * `SubPixelConvTranspose` == `nn.ConvTranspose(padding='SAME')`: each of the s*s output
   phases of a stride-s transposed convolution is a stride-1 convolution of the undilated
   input with a subset of the kernel taps, interleaved by depth-to-space. On accelerators
-  all phases run as one convolution; on the CPU as matmuls that multiply exactly the
-  layer's taps (or, for a narrow output layer, as one matmul and an overlap-add).
+  all phases run as one convolution; on the CPU as one convolution per phase with exactly
+  that phase's taps (or, for a narrow output layer, as one matmul and an overlap-add).
 * `SubPixelGradConv` == `nn.Conv(strides=s, padding='SAME')`: XLA's own forward and
   kernel gradient; on the CPU a custom VJP computes the input gradient phase by phase,
   as one stride-1 convolution of the output gradient and depth-to-space.
@@ -146,53 +146,40 @@ def _phase_conv(inputs: Array, kernel: Array, stride: int, features: int) -> Arr
   return phases.reshape(*inputs.shape[:3], stride, stride, features)
 
 
-def _tap_groups(kernel_size: int, stride: int) -> tuple[np.ndarray, int, int, list]:
-  """`_transpose_tap_map` and its input offsets grouped by the output phases that use them.
+def _phase_taps(kernel_size: int, stride: int) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+  """Per output phase p: its kernel taps in offset order, and its (lowest, highest) input
+  offset, from `_transpose_tap_map`. A phase reads a contiguous window of offsets (the
+  window slides with the phase); (0, -1) and no taps when the stride leaves it none."""
+  tap_map, d_min, _ = _transpose_tap_map(kernel_size, stride)
+  taps, windows = [], []
+  for p in range(stride):
+    offsets = np.flatnonzero(tap_map[:, p] < kernel_size)
+    assert len(offsets) == 0 or np.all(np.diff(offsets) == 1), (kernel_size, stride)
+    taps.append(tap_map[offsets, p])
+    windows.append((offsets[0] + d_min, offsets[-1] + d_min) if len(offsets) else (0, -1))
+  return taps, windows
 
-  Returns (tap_map, d_min, d_max, groups), each group (offsets, phases): every offset of
-  the group has a tap in every phase of the group and in no other phase. For k=5, s=2:
-  offsets -1, 0 feed both phases and offset +1 only phase 1. The phases of a group are
-  consecutive (each phase reads a window of offsets that slides with the phase).
+
+def _per_phase_convs(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
+  """Each output phase as its own stride-1 convolution, with exactly that phase's taps.
+
+  Phase (p, q) reads input offsets window[p] x window[q] through kernel taps
+  taps[p] x taps[q] (`_phase_taps`); for k=5, s=2 the four convolutions have 3x3, 3x2,
+  2x3 and 2x2 taps: the layer's 25 multiplies per input pixel, none on a padding zero,
+  and no patch tensors (XLA's convolution windows the input itself).
   """
-  tap_map, d_min, d_max = _transpose_tap_map(kernel_size, stride)
-  groups: dict[tuple[int, ...], list[int]] = {}
-  for offset in range(tap_map.shape[0]):
-    phases = tuple(p for p in range(stride) if tap_map[offset, p] < kernel_size)
-    groups.setdefault(phases, []).append(offset)
-  for phases in groups:
-    assert phases == tuple(range(phases[0], phases[-1] + 1)), (kernel_size, stride)
-  return tap_map, d_min, d_max, [(offsets, list(phases)) for phases, offsets in groups.items()]
-
-
-def _tap_block_matmuls(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
-  """The phases with exactly the layer's taps: one patches @ matrix per pair of groups.
-
-  For a (row group, column group) pair the patches hold the input at the pair's offsets
-  and the matrix the kernel taps of the pair's phases; no product is a padding zero, so
-  the matmuls do the transposed convolution's k*k multiplies per input pixel (25 for
-  k=5, s=2, where `_phase_conv` does 36), in 4 matmuls for k=5, s=2.
-  """
-  batch, height, width, in_features = inputs.shape
-  tap_map, d_min, d_max, groups = _tap_groups(kernel.shape[0], stride)
-  padded = jnp.pad(inputs, ((0, 0), (-d_min, d_max), (-d_min, d_max), (0, 0)))
-  phases = 0
-  for row_offsets, row_phases in groups:
-    for col_offsets, col_phases in groups:
-      patches = jnp.concatenate([padded[:, i:i + height, j:j + width, :]
-                                 for i in row_offsets for j in col_offsets], axis=-1)
-      rows = tap_map[np.ix_(row_offsets, row_phases)][:, None, :, None]
-      cols = tap_map[np.ix_(col_offsets, col_phases)][None, :, None, :]
-      block_kernel = kernel[rows, cols]  # [offsets_h, offsets_w, phases_h, phases_w, in, out]
-      block_kernel = block_kernel.transpose(0, 1, 4, 2, 3, 5).reshape(
-          patches.shape[-1], len(row_phases) * len(col_phases) * features)
-      block = (patches.reshape(-1, patches.shape[-1]) @ block_kernel).reshape(
-          batch, height, width, len(row_phases), len(col_phases), features)
-      # Into the full s x s phase grid; XLA fuses these pads and sums with the
-      # depth-to-space copy that follows.
-      phases += jnp.pad(block, ((0, 0),) * 3 + (
-          (row_phases[0], stride - 1 - row_phases[-1]),
-          (col_phases[0], stride - 1 - col_phases[-1]), (0, 0)))
-  return phases
+  taps, windows = _phase_taps(kernel.shape[0], stride)
+  rows = []
+  for row_taps, (row_lo, row_hi) in zip(taps, windows):
+    phases = []
+    for col_taps, (col_lo, col_hi) in zip(taps, windows):
+      if not len(row_taps) or not len(col_taps):
+        phases.append(jnp.zeros((*inputs.shape[:3], features), inputs.dtype))
+        continue
+      phase_kernel = kernel[row_taps[:, None], col_taps[None, :]]
+      phases.append(_conv(inputs, phase_kernel, [(-row_lo, row_hi), (-col_lo, col_hi)]))
+    rows.append(jnp.stack(phases, axis=3))
+  return jnp.stack(rows, axis=3)  # [N, H, W, s, s, features]
 
 
 def _col2im(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
@@ -209,22 +196,27 @@ def _col2im(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
   pad_a = _transpose_pad_before(k, stride)
   columns = inputs.reshape(-1, in_features) @ kernel.transpose(2, 0, 1, 3).reshape(
       in_features, k * k * features)
-  columns = columns.reshape(batch, height, width, k, k, features)
+  # One slice per tap by `lax.split`, whose transpose is one concatenate: indexing
+  # columns[..., a, b, :] instead transposes to 25 zero-pads summed, which XLA fuses into
+  # a loop that evaluates all 25 for every element of the columns' gradient.
+  taps = [tap.reshape(batch, height, width, features)
+          for tap in jax.lax.split(columns, [features] * (k * k), axis=1)]
   zero = jnp.zeros((), columns.dtype)
   outputs = 0
   for a in range(k):
     for b in range(k):
       low_h, low_w = pad_a - a, pad_a - b
-      outputs += jax.lax.pad(columns[:, :, :, a, b, :], zero, [
+      outputs += jax.lax.pad(taps[a * k + b], zero, [
           (0, 0, 0), (low_h, stride - 1 - low_h, stride - 1),
           (low_w, stride - 1 - low_w, stride - 1), (0, 0, 0)])
   return outputs
 
 
 # col2im's overlap-add is a memory-bound pass over its column tensor, H*W*k*k*features
-# values per example; measured faster than 'tap_blocks' up to 51,200 values per example
-# and slower from 102,400 (2-core CPU, the layers in `SubPixelConvTranspose`'s table).
-_COL2IM_MAX_COLUMNS = 65_536
+# values per example; in the train steps it was faster than 'per_phase' at 19,200 values
+# per example (the 3-channel image layers) and slower from 51,200 (2-core CPU; the
+# layers in `SubPixelConvTranspose`'s table).
+_COL2IM_MAX_COLUMNS = 32_768
 
 
 def _depth_to_space(phases: Array) -> Array:
@@ -241,14 +233,16 @@ class SubPixelConvTranspose(_SquareConv):
   layer (with its default `transpose_kernel=False`). `method` picks how:
 
   * 'phase_conv': one stride-1 convolution for all output phases (`_phase_conv`);
-  * 'tap_blocks': exact-tap matmuls per group of phases (`_tap_block_matmuls`);
+  * 'per_phase': one stride-1 convolution per output phase, exact taps (`_per_phase_convs`);
   * 'col2im': one matmul, then the taps overlap-added (`_col2im`);
   * 'auto' (default): 'phase_conv' on accelerators; on the CPU 'col2im' when its column
-    tensor is small (`_COL2IM_MAX_COLUMNS`), 'tap_blocks' otherwise.
+    tensor is small (`_COL2IM_MAX_COLUMNS`), 'per_phase' otherwise.
 
   Forward and backward at batch 256 on a 2-core CPU with `gan.cpu_defaults.XLA_FLAGS`, ms
-  (phase_conv / tap_blocks / col2im): recap G's layers 204 / 160 / 339, 380 / 341 / 706,
-  63 / 278 / 43; baseline G's 92 / 90 / 90, 100 / 115 / 261, 41 / 145 / 19.
+  (phase_conv / per_phase / col2im), one layer alone: recap G's layers 248 / 192 / 227,
+  488 / 386 / 501, 95 / 219 / 52; baseline G's 116 / 97 / 96, 126 / 111 / 176,
+  55 / 80 / 21. In the train steps per_phase beat the earlier exact-tap patches-and-matmul
+  method by 4% (recap) and 2% (baseline): it builds no patch tensors.
   """
   method: str = 'auto'
 
@@ -260,15 +254,15 @@ class SubPixelConvTranspose(_SquareConv):
       k = self.kernel_size
       columns = inputs.shape[1] * inputs.shape[2] * k * k * self.features
       method = ('phase_conv' if jax.default_backend() != 'cpu' else
-                'col2im' if columns <= _COL2IM_MAX_COLUMNS else 'tap_blocks')
+                'col2im' if columns <= _COL2IM_MAX_COLUMNS else 'per_phase')
     if method == 'col2im':
       outputs = _col2im(inputs, kernel, self.strides, self.features)
-    elif method in ('phase_conv', 'tap_blocks'):
-      phase_fn = _phase_conv if method == 'phase_conv' else _tap_block_matmuls
+    elif method in ('phase_conv', 'per_phase'):
+      phase_fn = _phase_conv if method == 'phase_conv' else _per_phase_convs
       outputs = _depth_to_space(phase_fn(inputs, kernel, self.strides, self.features))
     else:
       raise ValueError(f"Unknown SubPixelConvTranspose method {method!r}; use 'auto', "
-                       "'phase_conv', 'tap_blocks' or 'col2im'.")
+                       "'phase_conv', 'per_phase' or 'col2im'.")
     return outputs + bias if bias is not None else outputs
 
 

@@ -61,8 +61,16 @@ def test_opt_out_changes_nothing():
   assert mmapped >= _ARRAY_BYTES
 
 
-def test_users_own_ynnpack_setting_wins(monkeypatch):
+def test_users_own_setting_of_a_flag_wins():
   mine = '--xla_cpu_experimental_ynn_fusion_type=individual_dot'
+  flags, *_ = _probe(XLA_FLAGS=mine)
+  others = [flag for flag in cpu_defaults.XLA_FLAGS if not flag.startswith(mine.split('=')[0])]
+  assert len(others) == len(cpu_defaults.XLA_FLAGS) - 1
+  assert flags == ' '.join([mine, *others])
+
+
+def test_nothing_appended_when_the_user_set_every_flag(monkeypatch):
+  mine = ' '.join(flag.split('=')[0] + '=true' for flag in cpu_defaults.XLA_FLAGS)
   monkeypatch.setenv('XLA_FLAGS', mine)
   assert not cpu_defaults.apply_xla_flags()
   assert os.environ['XLA_FLAGS'] == mine

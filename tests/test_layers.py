@@ -34,7 +34,7 @@ def _assert_same_function(fast, reference, inputs):
                                atol=1e-5 * np.abs(ref_grad).max())
 
 
-@pytest.mark.parametrize('method', ['phase_conv', 'tap_blocks', 'col2im', 'auto'])
+@pytest.mark.parametrize('method', ['phase_conv', 'per_phase', 'col2im', 'auto'])
 @pytest.mark.parametrize('kernel,stride,size,in_ch,out_ch', [
     (5, 2, 4, 8, 16),    # The DCGAN layers: k5, s2.
     (5, 2, 8, 16, 3),
@@ -42,6 +42,7 @@ def _assert_same_function(fast, reference, inputs):
     (3, 2, 3, 3, 4),
     (3, 3, 4, 2, 5),     # Stride 3.
     (5, 1, 4, 3, 2),     # Stride 1 degenerates to a plain convolution.
+    (2, 3, 3, 2, 3),     # Stride above the kernel size: a phase with no taps.
 ])
 def test_subpixel_conv_transpose_equals_flax(method, kernel, stride, size, in_ch, out_ch):
   inputs = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_ch))
@@ -50,14 +51,13 @@ def test_subpixel_conv_transpose_equals_flax(method, kernel, stride, size, in_ch
   _assert_same_function(fast, reference, inputs)
 
 
-@pytest.mark.parametrize('kernel,stride', [(5, 2), (4, 2), (3, 2), (3, 3), (7, 3), (5, 1)])
-def test_tap_groups_cover_every_tap_once(kernel, stride):
-  """The blocks multiply each (input offset, output phase, kernel tap) exactly once and
-  never a padding zero: the CPU path does the layer's k*k multiplies per pixel."""
-  tap_map, _, _, groups = layers._tap_groups(kernel, stride)
-  used = [tap_map[o, p] for offsets, phases in groups for o in offsets for p in phases]
-  assert sorted(used) == list(range(kernel))
-  assert sorted(o for offsets, _ in groups for o in offsets) == list(range(len(tap_map)))
+@pytest.mark.parametrize('kernel,stride', [(5, 2), (4, 2), (3, 2), (3, 3), (7, 3), (5, 1), (2, 3)])
+def test_per_phase_taps_cover_every_tap_once(kernel, stride):
+  """The per-phase convolutions multiply each kernel tap exactly once and never a padding
+  zero: the CPU path does the layer's k*k multiplies per input pixel."""
+  taps, windows = layers._phase_taps(kernel, stride)
+  assert sorted(np.concatenate(taps)) == list(range(kernel))
+  assert [hi - lo + 1 for lo, hi in windows] == [len(t) for t in taps]
 
 
 def test_auto_method_on_cpu_picks_by_column_size():
@@ -66,13 +66,13 @@ def test_auto_method_on_cpu_picks_by_column_size():
     module = layers.SubPixelConvTranspose(features, 5, 2, use_bias=False)
     jaxpr = jax.make_jaxpr(lambda x: module.init_with_output(jax.random.PRNGKey(0), x))(
         jnp.zeros(in_shape))
-    # col2im is the only method that pads with interior (zero-interleaving) padding.
-    pads = [e for e in jaxpr.eqns if e.primitive.name == 'pad']
-    return 'col2im' if any(p.params['padding_config'][1][2] for p in pads) else 'tap_blocks'
+    convs = [e for e in jaxpr.eqns if e.primitive.name == 'conv_general_dilated']
+    # per_phase is one convolution per output phase; col2im convolves nothing.
+    return {0: 'col2im', 4: 'per_phase'}[len(convs)]
   assert picked((1, 16, 16, 128), 3) == 'col2im'     # recap's image layer
-  assert picked((1, 4, 4, 256), 128) == 'col2im'     # baseline's first layer
-  assert picked((1, 8, 8, 256), 128) == 'tap_blocks'  # recap's second layer
-  assert picked((1, 8, 8, 128), 64) == 'tap_blocks'   # baseline's second layer
+  assert picked((1, 16, 16, 64), 3) == 'col2im'      # baseline's image layer
+  assert picked((1, 4, 4, 256), 128) == 'per_phase'  # baseline's first layer
+  assert picked((1, 8, 8, 256), 128) == 'per_phase'  # recap's second layer
 
 
 def test_subpixel_rejects_unknown_method():
