@@ -11,7 +11,7 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/recap.py --workdir runs/recap
   python train.py --config configs/recap.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU ~3.3 min an epoch (~250 img/s, README "Speed").
+Expect: on a 2-core CPU ~3 min an epoch (~280 img/s, README "Speed").
 """
 
 import ml_collections

@@ -15,6 +15,10 @@ CPU, jax 0.10.2, batch 256 (README "Speed"):
      recap train step                  1084-1122         1003-1044
      FID Inception features            10.5 img/s        19.3 img/s
 
+   And XLA:CPU's older loop emitters instead of its new MLIR fusion emitters
+   (--xla_cpu_use_fusion_emitters=false): the recap step 1086-1163 -> 918-1006 ms in
+   alternating runs, although layout transposes got slower; a measured net effect.
+
 2. glibc malloc, set by the programs that run many steps (train.py, `gan.bench`) before
    their imports start threads: one arena, no mmap, no trimming. XLA:CPU mallocs each
    step's temporaries (447 MB in one block for the recap step) from its worker threads; glibc
