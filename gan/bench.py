@@ -8,10 +8,10 @@ For each (config, batch size): compile time, steady-state img/s as the median (w
 and max) of `--windows` timed windows of `--steps` steps each after a warm-up, the step's
 FLOPs from XLA's cost analysis of the step as lowered, the FLOP rate they imply and its
 fraction of the device's float32 matmul rate (measured first, `matmul_peak_gflops`),
-and peak memory (the
-device's allocator peak where it reports one, else the process' peak RSS so far, which
-only grows across the rows of one invocation). Batches are
-random uint8 images already on the device: this times the step, not the input pipeline.
+and peak memory (the device's allocator peak where it reports one, else the process'
+peak RSS; either is the peak so far, which only grows across the rows of one
+invocation). Batches are random uint8 images already on the device: this times the
+step, not the input pipeline. On a GPU, `--torch` times the PyTorch reference there too.
 
   python -m gan.bench --inception_batch_sizes 25,50,100
 
