@@ -87,12 +87,14 @@ def _peak_memory_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB.
 
 
-def _flops(lowered) -> float:
-  """The step's FLOPs by XLA's cost analysis of the module as lowered, before the backend
-  compiles it: on GPU the compiled module's analysis leaves out convolutions that became
-  cuDNN calls (it counted 1.3 of recap's 187 GFLOP a step on an H200). On the CPU the
-  two differ by XLA's rewrites only: 0.4% for recap at batch 256."""
-  cost = lowered.cost_analysis()
+def _flops(stage) -> float:
+  """FLOPs by XLA's cost analysis of a `jax.stages.Lowered` or `Compiled` module.
+
+  The bench counts the step as lowered, before the backend compiles it: on GPU the
+  compiled module's analysis leaves out convolutions that became cuDNN calls (it counted
+  1.3 of recap's 187 GFLOP a step on an H200). On the CPU the two differ by XLA's
+  rewrites only: 0.4% for recap at batch 256."""
+  cost = stage.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
