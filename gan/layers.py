@@ -103,6 +103,46 @@ def _conv(inputs: Array, kernel: Array, padding: str | list[tuple[int, int]],
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+def _fusion_barrier(x: Array) -> Array:
+  """x, through a conditional, which XLA neither fuses across nor folds away.
+
+  XLA fuses a chain of copies into one loop that computes each output element from the
+  chain's input, so two cheap transposes in a row become the one expensive transpose they
+  add up to (`_batch_minor`). The predicate (x's first element is NaN) is data XLA cannot
+  fold; when it holds, the result is all NaN, as the gradients that x feeds would be.
+  """
+  return jax.lax.cond(jnp.isnan(x.reshape(-1)[0]), lambda y: jnp.full_like(y, jnp.nan),
+                      lambda y: y, x)
+
+
+def _batch_minor(inputs: Array) -> Array:
+  """[N, H, W, C] -> [C, H, W, N]: the layout XLA:CPU's kernel-gradient convolution reads.
+
+  XLA's own copy loops over the output in order, so each input cache line is read again
+  for every channel it holds: D's [256, 16, 16, 64] activations took 16 ms on the 2-core
+  CPU. Via [H, W, C, N], each copy reads blocks that stay in cache (4 + 1 ms), once XLA
+  is kept from fusing the two back into one.
+  """
+  return _fusion_barrier(inputs.transpose(1, 2, 3, 0)).transpose(2, 0, 1, 3)
+
+
+def _conv_kernel_grad(inputs_batch_minor: Array, cotangent: Array, kernel_size: tuple[int, int],
+                      padding: list[tuple[int, int]], stride: int = 1) -> Array:
+  """The kernel gradient of `_conv(inputs, kernel, padding, stride)`, from
+  `_batch_minor(inputs)`: the convolution XLA's own gradient runs, without its transpose.
+
+  dK[a, b, i, o] = sum over n, y, x of padded_inputs[n, s*y + a, s*x + b, i] * dy[n, y, x, o]:
+  a correlation of the padded inputs (batch i, features n) with dy as the kernel, dilated
+  by the stride. Returns [kh, kw, in, out].
+  """
+  pads = [(low, k + (out - 1) * stride - size - low) for (low, _), k, size, out in zip(
+      padding, kernel_size, inputs_batch_minor.shape[1:3], cotangent.shape[1:3])]
+  grad = jax.lax.conv_general_dilated(
+      inputs_batch_minor, cotangent.transpose(1, 2, 0, 3), (1, 1), pads,
+      rhs_dilation=(stride, stride), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return grad.transpose(1, 2, 0, 3)
+
+
 class _SquareConv(nn.Module):
   """The fields and parameters of the Flax layer replaced: `kernel` [k, k, in, features]
   and `bias` [features]."""
@@ -160,26 +200,67 @@ def _phase_taps(kernel_size: int, stride: int) -> tuple[list[np.ndarray], list[t
   return taps, windows
 
 
+def _phase_convs(kernel_size: int, stride: int):
+  """(p, q, row taps, column taps, padding) of each output phase (p, q) that has taps:
+  phase (p, q) reads input offsets window[p] x window[q] through kernel taps
+  taps[p] x taps[q] (`_phase_taps`), as one stride-1 `_conv` with that padding."""
+  taps, windows = _phase_taps(kernel_size, stride)
+  for p, (row_taps, (row_lo, row_hi)) in enumerate(zip(taps, windows)):
+    for q, (col_taps, (col_lo, col_hi)) in enumerate(zip(taps, windows)):
+      if len(row_taps) and len(col_taps):
+        yield p, q, row_taps, col_taps, [(-row_lo, row_hi), (-col_lo, col_hi)]
+
+
 def _per_phase_convs(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
   """Each output phase as its own stride-1 convolution, with exactly that phase's taps.
 
-  Phase (p, q) reads input offsets window[p] x window[q] through kernel taps
-  taps[p] x taps[q] (`_phase_taps`); for k=5, s=2 the four convolutions have 3x3, 3x2,
-  2x3 and 2x2 taps: the layer's 25 multiplies per input pixel, none on a padding zero,
-  and no patch tensors (XLA's convolution windows the input itself).
+  For k=5, s=2 the four convolutions have 3x3, 3x2, 2x3 and 2x2 taps: the layer's 25
+  multiplies per input pixel, none on a padding zero, and no patch tensors (XLA's
+  convolution windows the input itself). Phases without taps (stride > kernel) are zero.
   """
-  taps, windows = _phase_taps(kernel.shape[0], stride)
-  rows = []
-  for row_taps, (row_lo, row_hi) in zip(taps, windows):
-    phases = []
-    for col_taps, (col_lo, col_hi) in zip(taps, windows):
-      if not len(row_taps) or not len(col_taps):
-        phases.append(jnp.zeros((*inputs.shape[:3], features), inputs.dtype))
-        continue
-      phase_kernel = kernel[row_taps[:, None], col_taps[None, :]]
-      phases.append(_conv(inputs, phase_kernel, [(-row_lo, row_hi), (-col_lo, col_hi)]))
-    rows.append(jnp.stack(phases, axis=3))
-  return jnp.stack(rows, axis=3)  # [N, H, W, s, s, features]
+  phases = [[jnp.zeros((*inputs.shape[:3], features), inputs.dtype)] * stride
+            for _ in range(stride)]
+  for p, q, row_taps, col_taps, padding in _phase_convs(kernel.shape[0], stride):
+    phases[p][q] = _conv(inputs, kernel[row_taps[:, None], col_taps[None, :]], padding)
+  return jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=3)  # [N, H, W, s, s, F]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _per_phase_convs_cpu(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
+  """`_per_phase_convs`, with its kernel gradients from `_batch_minor` inputs (CPU only:
+  the barrier's conditional would cost a device-to-host sync on an accelerator)."""
+  return _per_phase_convs(inputs, kernel, stride, features)
+
+
+def _per_phase_convs_cpu_fwd(inputs, kernel, stride, features):
+  return _per_phase_convs(inputs, kernel, stride, features), (inputs, kernel)
+
+
+def _per_phase_convs_cpu_bwd(stride, features, residuals, cotangent):
+  """XLA's input gradient of each phase's convolution, summed; the kernel gradients of all
+  phases from one `_batch_minor` copy of the inputs, each tap from the phase that has it."""
+  del features
+  inputs, kernel = residuals
+  k = kernel.shape[0]
+  inputs_batch_minor = _batch_minor(inputs)
+  input_grad, tap_grads = jnp.zeros_like(inputs), {}
+  for p, q, row_taps, col_taps, padding in _phase_convs(k, stride):
+    phase_cotangent = cotangent[:, :, :, p, q]
+    phase_kernel = kernel[row_taps[:, None], col_taps[None, :]]
+    _, input_vjp = jax.vjp(lambda x, w=phase_kernel, pad=padding: _conv(x, w, pad), inputs)
+    input_grad += input_vjp(phase_cotangent)[0]
+    grad = _conv_kernel_grad(inputs_batch_minor, phase_cotangent, phase_kernel.shape[:2],
+                             padding)
+    for i, row in enumerate(row_taps):
+      for j, col in enumerate(col_taps):
+        tap_grads[row, col] = grad[i, j]
+  # Each tap belongs to exactly one phase (tests/test_layers.py), so stacking them is the
+  # whole kernel gradient.
+  kernel_grad = jnp.stack([jnp.stack([tap_grads[a, b] for b in range(k)]) for a in range(k)])
+  return input_grad, kernel_grad.astype(kernel.dtype)
+
+
+_per_phase_convs_cpu.defvjp(_per_phase_convs_cpu_fwd, _per_phase_convs_cpu_bwd)
 
 
 def _col2im(inputs: Array, kernel: Array, stride: int, features: int) -> Array:
@@ -258,7 +339,8 @@ class SubPixelConvTranspose(_SquareConv):
     if method == 'col2im':
       outputs = _col2im(inputs, kernel, self.strides, self.features)
     elif method in ('phase_conv', 'per_phase'):
-      phase_fn = _phase_conv if method == 'phase_conv' else _per_phase_convs
+      phase_fn = (_phase_conv if method == 'phase_conv' else
+                  _per_phase_convs_cpu if jax.default_backend() == 'cpu' else _per_phase_convs)
       outputs = _depth_to_space(phase_fn(inputs, kernel, self.strides, self.features))
     else:
       raise ValueError(f"Unknown SubPixelConvTranspose method {method!r}; use 'auto', "
@@ -325,10 +407,12 @@ def _strided_conv_subpixel_grad_fwd(inputs, kernel, stride):
 
 def _strided_conv_subpixel_grad_bwd(stride, residuals, cotangent):
   inputs, kernel = residuals
-  _, kernel_vjp = jax.vjp(lambda w: _conv(inputs, w, 'SAME', stride), kernel)
-  (kernel_grad,) = kernel_vjp(cotangent)
+  padding = jax.lax.padtype_to_pads(inputs.shape[1:3], kernel.shape[:2], (stride, stride),
+                                    'SAME')
+  kernel_grad = _conv_kernel_grad(_batch_minor(inputs), cotangent, kernel.shape[:2], padding,
+                                  stride)
   input_grad = _strided_conv_input_grad(cotangent, kernel, stride, inputs.shape[1:3])
-  return input_grad.astype(inputs.dtype), kernel_grad
+  return input_grad.astype(inputs.dtype), kernel_grad.astype(kernel.dtype)
 
 
 _strided_conv_subpixel_grad.defvjp(_strided_conv_subpixel_grad_fwd,
