@@ -5,13 +5,26 @@ losses and optimiser as `configs/baseline.py` / `configs/recap.py`, built from t
 config, trained with the seed's step (one forward pass, G and D gradients from their own
 losses, both Adam updates). PyTorch pads 5x5/2 convolutions symmetrically (2, 2) where
 TF/JAX's SAME pads (1, 2); the work is the same. Needs `pip install -e '.[torch]'`.
+
+Run as a program, it times the step in a process of its own, as `gan.bench --torch` does
+in alternating rounds, and prints the windows' img/s as JSON:
+
+  python benchmarks/torch_dcgan.py --config configs/recap.py --batch_size 256 --steps 3 --windows 5
 """
 
+import argparse
+import json
+import sys
 import time
 
-import ml_collections
-import torch
-from torch import nn
+if __name__ == '__main__':
+  # The malloc settings gan.bench's own process gets, before torch starts its threads.
+  from gan import cpu_defaults
+  cpu_defaults.tune_malloc()
+
+import ml_collections  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 def _act(cfg: ml_collections.ConfigDict) -> nn.Module:
@@ -118,3 +131,25 @@ def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int
     synchronize()
     rates.append(num_steps * batch_size / (time.perf_counter() - start))
   return rates
+
+
+def main(argv: list[str]) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config', required=True, help='A config file, as gan.bench takes.')
+  parser.add_argument('--set', action='append', default=[], help='dotted.key=value')
+  parser.add_argument('--batch_size', type=int, required=True)
+  parser.add_argument('--steps', type=int, default=5)
+  parser.add_argument('--windows', type=int, default=5)
+  parser.add_argument('--warmup', type=int, default=2)
+  args = parser.parse_args(argv)
+  from gan.config_files import apply_overrides, load_config
+  config = load_config(args.config)
+  apply_overrides(config, args.set)
+  rates = time_step(config, args.batch_size, args.steps, args.windows, args.warmup)
+  device = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
+  print(json.dumps({'img_per_sec': rates, 'torch': torch.__version__,
+                    'torch_threads': torch.get_num_threads(), 'torch_device': device}))
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])

@@ -11,7 +11,14 @@ fraction of the device's float32 matmul rate (measured first, `matmul_peak_gflop
 and peak memory (the device's allocator peak where it reports one, else the process'
 peak RSS; either is the peak so far, which only grows across the rows of one
 invocation). Batches are random uint8 images already on the device: this times the
-step, not the input pipeline. On a GPU, `--torch` times the PyTorch reference there too.
+step, not the input pipeline.
+
+`--torch` also times the PyTorch reference (benchmarks/torch_dcgan.py) on the same device,
+in a process of its own, in `--rounds` rounds that alternate which framework goes first;
+each framework's img/s is the median over all its windows, and each round's ratio is
+kept. A shared process slowed PyTorch's step when the two took turns in it (1.06x in
+alternating windows where separate processes measured 0.95x), and this CPU's speed drifts
+by up to 10% within minutes, so neither a shared process nor one round each is fair.
 
   python -m gan.bench --inception_batch_sizes 25,50,100
 
@@ -19,13 +26,16 @@ times the FID Inception's feature extraction (resize to 299 and the network, jit
 same way: img/s as the median of `--windows` windows of one batch each.
 """
 
-import importlib.util
+import functools
 import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gan import cpu_defaults
@@ -64,20 +74,37 @@ def _define_flags() -> None:
   flags.DEFINE_string('plot', '', 'Also plot img/s against batch size into this PNG.')
   flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference '
                     '(benchmarks/torch_dcgan.py) of each config, and report JAX/PyTorch.')
+  flags.DEFINE_integer('rounds', 3, 'With --torch: rounds of --windows windows each, '
+                       'alternating which framework goes first.')
   flags.DEFINE_string('inception_batch_sizes', '', 'Comma-separated batch sizes at which to '
                       'time the FID Inception feature extractor (gan.metrics.inception); '
                       'empty: not timed.')
 
 
-_TORCH_REFERENCE = Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_dcgan.py'
+_REPO = Path(__file__).resolve().parents[1]
 
 
-def _torch_reference():
-  """benchmarks/torch_dcgan.py as a module (it lives outside the package: torch is optional)."""
-  spec = importlib.util.spec_from_file_location('torch_dcgan', _TORCH_REFERENCE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def torch_reference_rates(config_path: str, overrides: list[str], batch_size: int,
+                          num_steps: int, num_windows: int, warmup: int,
+                          env: dict | None = None) -> list[float]:
+  """img/s of each window of the PyTorch reference's step (`benchmarks/torch_dcgan.py`),
+  timed in a fresh process; records PyTorch's version, threads and device in `env`."""
+  command = [sys.executable, str(_REPO / 'benchmarks' / 'torch_dcgan.py'), '--config',
+             config_path, '--batch_size', str(batch_size), '--steps', str(num_steps),
+             '--windows', str(num_windows), '--warmup', str(warmup)]
+  command += [arg for override in overrides for arg in ('--set', override)]
+  # The repository on the path, so that the reference imports gan without an install.
+  child_env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
+      p for p in (str(_REPO), os.environ.get('PYTHONPATH')) if p)}
+  result = subprocess.run(command, capture_output=True, text=True, env=child_env,
+                          check=False)
+  if result.returncode:
+    raise RuntimeError(f'The PyTorch reference failed ({" ".join(command)}):\n'
+                       f'{result.stderr[-2000:]}')
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  if env is not None:
+    env.update({key: report[key] for key in ('torch', 'torch_threads', 'torch_device')})
+  return report['img_per_sec']
 
 
 def _peak_memory_mb() -> float:
@@ -99,9 +126,14 @@ def _flops(stage) -> float:
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
 
-def bench_step(config, batch_size: int, num_steps: int, num_windows: int,
-               warmup: int) -> dict:
-  """Times `config`'s train step at `batch_size`; returns one result row."""
+def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup: int,
+               reference: Callable[[], list[float]] | None = None, rounds: int = 1) -> dict:
+  """Times `config`'s train step at `batch_size`; returns one result row.
+
+  With a `reference` (a callable timing another implementation's windows, in img/s),
+  `rounds` rounds of `num_windows` windows each, alternating which goes first; the row
+  gets the reference's median, min and max too, and each round's ratio of medians.
+  """
   config = config.copy_and_resolve_references()
   config.train.batch_size = batch_size
   mesh = make_mesh()
@@ -123,15 +155,32 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int,
   for _ in range(warmup):
     state, metrics = train_step(state, batch)
   jax.block_until_ready(state)
-  rates = []
-  for _ in range(num_windows):
-    start = time.perf_counter()
-    for _ in range(num_steps):
-      state, metrics = train_step(state, batch)
-    jax.block_until_ready((state, metrics))
-    rates.append(num_steps * batch_size / (time.perf_counter() - start))
+
+  def time_windows() -> list[float]:
+    nonlocal state
+    rates = []
+    for _ in range(num_windows):
+      start = time.perf_counter()
+      for _ in range(num_steps):
+        state, metrics = train_step(state, batch)
+      jax.block_until_ready((state, metrics))
+      rates.append(num_steps * batch_size / (time.perf_counter() - start))
+    return rates
+
+  rates, reference_rates, round_ratios = [], [], []
+  for round_index in range(rounds if reference else 1):
+    if reference and round_index % 2:
+      theirs = reference()
+      ours = time_windows()
+    else:
+      ours = time_windows()
+      theirs = reference() if reference else []
+    rates += ours
+    reference_rates += theirs
+    if reference:
+      round_ratios.append(statistics.median(ours) / statistics.median(theirs))
   median = statistics.median(rates)
-  return {
+  row = {
       'batch_size': batch_size,
       'img_per_sec': median, 'img_per_sec_min': min(rates), 'img_per_sec_max': max(rates),
       'ms_per_step': 1000 * batch_size / median,
@@ -140,6 +189,13 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int,
       'gflop_per_sec': flops / 1e9 * median / batch_size,
       'peak_memory_mb': _peak_memory_mb(),
   }
+  if reference:
+    row['torch_img_per_sec'] = statistics.median(reference_rates)
+    row['torch_img_per_sec_min'] = min(reference_rates)
+    row['torch_img_per_sec_max'] = max(reference_rates)
+    row['jax_over_torch'] = median / row['torch_img_per_sec']
+    row['jax_over_torch_rounds'] = round_ratios
+  return row
 
 
 def bench_inception(batch_size: int, num_windows: int) -> dict:
@@ -175,18 +231,12 @@ def matmul_peak_gflops(size: int = 3072, repeats: int = 5) -> float:
   return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def environment(with_torch: bool) -> dict:
+def environment() -> dict:
   device = jax.devices()[0]
-  env = {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
-         'host': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
-         'jax': jax.__version__, 'python': platform.python_version(),
-         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'malloc_tuned': _MALLOC_TUNED}
-  if with_torch:
-    import torch
-    env['torch'] = torch.__version__
-    env['torch_threads'] = torch.get_num_threads()
-    env['torch_device'] = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
-  return env
+  return {'device': f'{jax.device_count()} x {device.device_kind} ({device.platform})',
+          'host': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
+          'jax': jax.__version__, 'python': platform.python_version(),
+          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'malloc_tuned': _MALLOC_TUNED}
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -235,7 +285,7 @@ def main(argv):
     raise app.UsageError('Give --config (train step) and/or --inception_batch_sizes.')
   rows, inception_rows = [], []
   peak = matmul_peak_gflops() if FLAGS.config else float('nan')
-  env = environment(FLAGS.torch)
+  env = environment()
   if FLAGS.config:
     env['matmul_peak_gflop_per_sec'] = peak
 
@@ -252,15 +302,13 @@ def main(argv):
     sizes = ([int(b) for b in FLAGS.batch_sizes.split(',')] if FLAGS.batch_sizes
              else [config.train.batch_size])
     for batch_size in sizes:
+      reference = (functools.partial(torch_reference_rates, path, FLAGS.set, batch_size,
+                                     FLAGS.steps, FLAGS.windows, FLAGS.warmup, env)
+                   if FLAGS.torch else None)
       row = {'config': ' '.join([path, *FLAGS.set]),
-             **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows, FLAGS.warmup)}
+             **bench_step(config, batch_size, FLAGS.steps, FLAGS.windows, FLAGS.warmup,
+                          reference, FLAGS.rounds)}
       row['fraction_of_matmul_peak'] = row['gflop_per_sec'] / peak
-      if FLAGS.torch:
-        torch_rates = _torch_reference().time_step(config, batch_size, FLAGS.steps,
-                                                   FLAGS.windows, FLAGS.warmup)
-        row['torch_img_per_sec'] = statistics.median(torch_rates)
-        row['torch_img_per_sec_min'], row['torch_img_per_sec_max'] = min(torch_rates), max(torch_rates)
-        row['jax_over_torch'] = row['img_per_sec'] / row['torch_img_per_sec']
       rows.append(row)
       print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
       write_json()

@@ -22,6 +22,25 @@ def test_bench_step_row_is_consistent():
   assert line.split()[:3] == ['recap', '8', f'{row["img_per_sec"]:.1f}']
 
 
+def test_bench_step_alternates_rounds_with_the_reference():
+  """With a reference, rounds alternate which goes first, and the row's ratios are
+  computed from the two sides' own windows."""
+  config = load_config('configs/recap.py:smoke')
+  calls = []
+
+  def reference():
+    calls.append(len(calls))
+    return [100.0, 300.0]  # Median 200.
+
+  row = bench.bench_step(config, batch_size=8, num_steps=1, num_windows=2, warmup=1,
+                         reference=reference, rounds=3)
+  assert calls == [0, 1, 2]
+  assert row['torch_img_per_sec'] == 200.0
+  assert (row['torch_img_per_sec_min'], row['torch_img_per_sec_max']) == (100.0, 300.0)
+  np.testing.assert_allclose(row['jax_over_torch'], row['img_per_sec'] / 200.0)
+  assert len(row['jax_over_torch_rounds']) == 3
+
+
 def test_flops_of_the_lowered_step_match_the_compiled_step_on_cpu():
   """gan.bench counts FLOPs before compilation (on GPU the compiled count omits cuDNN's
   convolutions); on the CPU, where both count every convolution, they must agree."""

@@ -33,3 +33,14 @@ def test_torch_reference_matches_the_seed_counts_and_trains(name, get_config):
   g_loss, d_loss = reference.make_step(config, generator, discriminator)(torch.rand(4, 3, 32, 32) * 2 - 1)
   assert np.isfinite(float(g_loss)) and np.isfinite(float(d_loss))
   assert all(not torch.equal(a, b) for a, b in zip(before, generator.parameters()))
+
+
+def test_torch_reference_times_in_a_process_of_its_own():
+  """gan.bench --torch runs the reference as a program: it prints one rate per window."""
+  from gan import bench
+  env = {}
+  rates = bench.torch_reference_rates('configs/recap.py:smoke', ['model.G.channels=(16,8)'],
+                                      batch_size=4, num_steps=1, num_windows=2, warmup=0,
+                                      env=env)
+  assert len(rates) == 2 and all(r > 0 for r in rates)
+  assert env['torch'] == torch.__version__ and env['torch_device'] == 'cpu'
