@@ -19,6 +19,10 @@ each framework's img/s is the median over all its windows, and each round's rati
 kept. A shared process slowed PyTorch's step when the two took turns in it (1.06x in
 alternating windows where separate processes measured 0.95x), and this CPU's speed drifts
 by up to 10% within minutes, so neither a shared process nor one round each is fair.
+On a GPU, JAX's process keeps its preallocated device memory (75% by default) while
+PyTorch runs; lower XLA_PYTHON_CLIENT_MEM_FRACTION if PyTorch runs out of memory.
+
+  python -m gan.bench --config configs/recap.py --torch --rounds 4 --steps 3 --windows 5
 
   python -m gan.bench --inception_batch_sizes 25,50,100
 
