@@ -22,9 +22,9 @@ def test_bench_step_row_is_consistent():
   assert line.split()[:3] == ['recap', '8', f'{row["img_per_sec"]:.1f}']
 
 
-def test_bench_step_alternates_rounds_with_the_reference():
-  """With a reference, rounds alternate which goes first, and the row's ratios are
-  computed from the two sides' own windows."""
+def test_bench_step_times_the_reference_once_a_round():
+  """With a reference, each round times it once, and the row's statistics and ratios
+  come from the two sides' own windows."""
   config = load_config('configs/recap.py:smoke')
   calls = []
 
