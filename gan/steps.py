@@ -32,10 +32,27 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def _step_keys(state: GANState) -> dict[str, Array]:
-  """This step's independent keys: fold_in(key, step), so a resumed run draws the same."""
+# PRNGs the dropout masks can come from (`config.train.dropout_rng`).
+DROPOUT_RNGS = ('threefry2x32', 'rbg')
+
+
+def _key_of(key: Array, impl: str) -> Array:
+  """A key of PRNG `impl`, seeded from `key`'s bits (`key` itself for threefry2x32)."""
+  if impl == 'threefry2x32':
+    return key
+  if impl == 'rbg':  # Its keys are 4 uint32 words.
+    return jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl='rbg')
+  raise ValueError(f'Unknown dropout PRNG {impl!r}; use one of {DROPOUT_RNGS}.')
+
+
+def _step_keys(state: GANState, dropout_rng: str) -> dict[str, Array]:
+  """This step's independent keys: fold_in(key, step), so a resumed run draws the same.
+  The dropout keys are keys of PRNG `dropout_rng`, drawn from the same stream."""
   names = ('z', 'z_g', 'dropout_d', 'dropout_g')
-  return dict(zip(names, jax.random.split(jax.random.fold_in(state.key, state.step), len(names))))
+  keys = dict(zip(names, jax.random.split(jax.random.fold_in(state.key, state.step), len(names))))
+  for name in ('dropout_d', 'dropout_g'):
+    keys[name] = _key_of(keys[name], dropout_rng)
+  return keys
 
 
 class _Networks:
@@ -46,6 +63,10 @@ class _Networks:
     self.generator, self.discriminator = generator, discriminator
     self.g_loss_fn, self.d_loss_fn = losses.LOSSES[config.loss.name]
     self.latent_dim = config.model.latent_dim
+    self.dropout_rng = config.train.dropout_rng
+
+  def step_keys(self, state: GANState) -> dict[str, Array]:
+    return _step_keys(state, self.dropout_rng)
 
   def noise(self, key: Array, batch_size: int) -> Array:
     return jax.random.normal(key, (batch_size, self.latent_dim))
@@ -92,7 +113,7 @@ def make_simultaneous_step(config: ml_collections.ConfigDict, generator: nn.Modu
 
   def step(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
     real = data.to_float(batch)
-    keys = _step_keys(state)
+    keys = nets.step_keys(state)
     z = nets.noise(keys['z'], real.shape[0])
 
     def forward(g_params, d_params):
@@ -129,7 +150,7 @@ def make_alternating_halves(config: ml_collections.ConfigDict, generator: nn.Mod
   def d_update(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
     """A D step against G(z), G held fixed."""
     real = data.to_float(batch)
-    keys = _step_keys(state)
+    keys = nets.step_keys(state)
     fake, _ = nets.generate(state.g, state.g.params, nets.noise(keys['z'], real.shape[0]))
     fake = jax.lax.stop_gradient(fake)
 
@@ -145,7 +166,7 @@ def make_alternating_halves(config: ml_collections.ConfigDict, generator: nn.Mod
 
   def g_update(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
     """A G step on fresh noise against the current D, D held fixed."""
-    keys = _step_keys(state)
+    keys = nets.step_keys(state)
     z = nets.noise(keys['z_g'], batch.shape[0])
 
     def objective(g_params):

@@ -3,7 +3,7 @@
 import ml_collections
 import numpy as np
 
-from gan import losses, models
+from gan import losses, models, steps
 
 _ACTIVATIONS = ('relu', 'leaky_relu')
 
@@ -58,6 +58,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 
   train = config.train
   need(train.batch_size > 0, f'train.batch_size={train.batch_size} must be > 0.')
+  need(train.dropout_rng in steps.DROPOUT_RNGS,
+       f'train.dropout_rng={train.dropout_rng!r}: use one of {steps.DROPOUT_RNGS}.')
   need(train.batch_size % num_devices == 0,
        f'train.batch_size={train.batch_size} must be divisible by the {num_devices} devices '
        f'the batch is split over; use a multiple of {num_devices}.')

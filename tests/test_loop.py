@@ -92,6 +92,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_
     ('train.batch_size', 15, 'must be divisible by the 2 devices'),
     ('train.update_rule', 'sometimes', "train.update_rule='sometimes'"),
     ('train.g_ema_decay', 1.0, 'train.g_ema_decay=1.0 must be in [0, 1)'),
+    ('train.dropout_rng', 'mt19937', "train.dropout_rng='mt19937': use one of"),
 ])
 def test_bad_config_fails_before_anything_runs(smoke_config, tmp_path, field, value, message):
   section, _, key = field.rpartition('.')
