@@ -17,7 +17,7 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/baseline.py --workdir runs/baseline
   python train.py --config configs/baseline.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU 2-2.5 min an epoch (350-410 img/s, README "Speed"); after 3 epochs
+Expect: on a 2-core CPU about 2 min an epoch (410-460 img/s, README "Speed"); after 3 epochs
 the grids show blurry blobs with repeated textures (README "Results"). On one H200 GPU
 with --config.model.compute_dtype=bfloat16 all 200 epochs take ~2.5 min; the samples
 stay blurry blobs.

@@ -11,7 +11,7 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/recap.py --workdir runs/recap
   python train.py --config configs/recap.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU 3-3.5 min an epoch (250-280 img/s, README "Speed"); on one H200 GPU
+Expect: on a 2-core CPU about 3 min an epoch (270-300 img/s, README "Speed"); on one H200 GPU
 with --config.model.compute_dtype=bfloat16 all 100 epochs in ~75 s, reaching FID ~53
 (10,000 samples against the train set; README "Results").
 """

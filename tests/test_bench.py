@@ -57,3 +57,23 @@ def test_flops_of_the_lowered_step_match_the_compiled_step_on_cpu():
 
 def test_matmul_peak_is_a_positive_rate():
   assert bench.matmul_peak_gflops(size=256, repeats=3) > 0
+
+
+def _per_network_module():
+  import importlib.util
+  from pathlib import Path
+  path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'per_network.py'
+  spec = importlib.util.spec_from_file_location('per_network', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_per_network_times_g_and_both_d_passes(capsys):
+  import json
+  _per_network_module().main(['--framework', 'jax', '--config', 'configs/recap.py:smoke',
+                              '--batch_size', '4', '--repeats', '1'])
+  report = json.loads(capsys.readouterr().out)
+  assert report['framework'] == 'jax' and report['batch_size'] == 4
+  assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}
+  assert all(ms > 0 for ms in report['median_ms'].values())

@@ -44,3 +44,17 @@ def test_torch_reference_times_in_a_process_of_its_own():
                                       env=env)
   assert len(rates) == 2 and all(r > 0 for r in rates)
   assert env['torch'] == torch.__version__ and env['torch_device'] == 'cpu'
+
+
+def test_per_network_times_the_torch_networks(capsys):
+  import json
+  path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'per_network.py'
+  spec = importlib.util.spec_from_file_location('per_network', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  module.main(['--framework', 'torch', '--config', 'configs/recap.py:smoke', '--batch_size', '4',
+               '--repeats', '1'])
+  report = json.loads(capsys.readouterr().out)
+  assert report['framework'] == 'torch'
+  assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}
+  assert all(ms > 0 for ms in report['median_ms'].values())
