@@ -22,6 +22,16 @@ jax.config.update('jax_compilation_cache_dir', str(Path(tempfile.gettempdir()) /
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
+def load_benchmark(name: str):
+  """The module benchmarks/<name>.py (a directory of programs, not a package)."""
+  import importlib.util
+  path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def make_images(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Random but structured uint8 images (a colour ramp per label) and their labels."""
   rng = np.random.default_rng(seed)

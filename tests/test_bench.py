@@ -1,5 +1,7 @@
 """gan.bench's numbers are consistent with each other (speed itself is never asserted)."""
 
+import json
+
 import jax
 import numpy as np
 
@@ -7,6 +9,7 @@ from gan import bench, models, steps
 from gan.config_files import load_config
 from gan.loop import make_mesh
 from gan.state import create_state
+from tests.conftest import load_benchmark
 
 
 def test_bench_step_row_is_consistent():
@@ -59,20 +62,10 @@ def test_matmul_peak_is_a_positive_rate():
   assert bench.matmul_peak_gflops(size=256, repeats=3) > 0
 
 
-def _per_network_module():
-  import importlib.util
-  from pathlib import Path
-  path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'per_network.py'
-  spec = importlib.util.spec_from_file_location('per_network', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_per_network_times_g_and_both_d_passes(capsys):
-  import json
-  _per_network_module().main(['--framework', 'jax', '--config', 'configs/recap.py:smoke',
-                              '--batch_size', '4', '--repeats', '1'])
+  load_benchmark('per_network').main(['--framework', 'jax', '--config',
+                                      'configs/recap.py:smoke', '--batch_size', '4',
+                                      '--repeats', '1'])
   report = json.loads(capsys.readouterr().out)
   assert report['framework'] == 'jax' and report['batch_size'] == 4
   assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}

@@ -1,29 +1,21 @@
 """The PyTorch yardstick of gan.bench is the same network: same parameter counts."""
 
-import importlib.util
-from pathlib import Path
+import json
 
 import numpy as np
 import pytest
 
 from configs import baseline, recap
+from tests.conftest import load_benchmark
 from tests.test_models import SEED_COUNTS
 
 torch = pytest.importorskip('torch')
 
 
-def _reference():
-  path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_dcgan.py'
-  spec = importlib.util.spec_from_file_location('torch_dcgan', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.parametrize('name,get_config', [('baseline', baseline.get_config),
                                              ('recap', recap.get_config)])
 def test_torch_reference_matches_the_seed_counts_and_trains(name, get_config):
-  reference = _reference()
+  reference = load_benchmark('torch_dcgan')
   config = get_config()
   generator, discriminator = reference.build(config)
   assert reference.count_parameters(generator) == SEED_COUNTS[name]['G']
@@ -47,13 +39,9 @@ def test_torch_reference_times_in_a_process_of_its_own():
 
 
 def test_per_network_times_the_torch_networks(capsys):
-  import json
-  path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'per_network.py'
-  spec = importlib.util.spec_from_file_location('per_network', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  module.main(['--framework', 'torch', '--config', 'configs/recap.py:smoke', '--batch_size', '4',
-               '--repeats', '1'])
+  load_benchmark('per_network').main(['--framework', 'torch', '--config',
+                                      'configs/recap.py:smoke', '--batch_size', '4',
+                                      '--repeats', '1'])
   report = json.loads(capsys.readouterr().out)
   assert report['framework'] == 'torch'
   assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}
