@@ -45,7 +45,7 @@ def time_jax(config, batch_size: int, repeats: int) -> dict[str, float]:
 
   from gan import models
   generator, discriminator = models.build_models(config)
-  keys = jax.random.split(jax.random.PRNGKey(0), 5)
+  keys = jax.random.split(jax.random.PRNGKey(0), 6)
   z = jax.random.normal(keys[0], (batch_size, config.model.latent_dim))
   images = jax.random.normal(keys[1], (batch_size, *models.image_shape(config)))
   g_vars = generator.init(keys[2], z, train=False)
@@ -58,7 +58,7 @@ def time_jax(config, batch_size: int, repeats: int) -> dict[str, float]:
 
   def d_apply(params, x):
     return discriminator.apply({**d_vars, 'params': params}, x, train=True,
-                               mutable=['batch_stats'], rngs={'dropout': keys[0]})[0]
+                               mutable=['batch_stats'], rngs={'dropout': keys[5]})[0]
 
   def d_grads(params, x, wrt):
     logits, vjp = jax.vjp(d_apply, params, x)
