@@ -13,7 +13,8 @@ Run one framework per process, the other after it, and compare (README "Speed"):
   python benchmarks/per_network.py --framework jax --config configs/recap.py
   python benchmarks/per_network.py --framework torch --config configs/recap.py
 
-Pinned to one core (`taskset -c 0 ...`), JAX sees one CPU and PyTorch takes one thread.
+Pinned to one core (`taskset -c 0 ...`), JAX sees one CPU and PyTorch takes one thread
+(its default, as in `benchmarks/torch_dcgan.py`: one per core the process may use).
 """
 
 import argparse
@@ -110,11 +111,8 @@ def main(argv: list[str]) -> None:
   from gan.config_files import load_config
   config = load_config(args.config)
   timer = time_jax if args.framework == 'jax' else time_torch
-  if args.framework == 'torch':
-    import torch
+  if args.framework == 'torch':  # torch_dcgan sits beside this file.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    torch.set_num_threads(threads)
   ms = timer(config, args.batch_size, args.repeats)
   print(json.dumps({'framework': args.framework, 'config': args.config,
                     'batch_size': args.batch_size, 'median_ms': ms}))
