@@ -12,9 +12,10 @@
 
 Resume: rerunning the same command restores the latest checkpoint and continues at its
 step; batch order and noise are functions of (seed, step), so the result equals an
-uninterrupted run. SIGTERM or Ctrl-C stops after the current step and saves a checkpoint. A
-non-finite loss or gradient norm stops the run naming the step, before any checkpoint of
-the bad state is written.
+uninterrupted run, whatever `train.steps_per_call`. SIGTERM or Ctrl-C stops after the
+current call (`train.steps_per_call` steps) and saves a checkpoint. A non-finite loss or
+gradient norm stops the run naming the step, before any checkpoint of the bad state is
+written.
 """
 
 import json
@@ -24,7 +25,7 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan import checkpoint, data, logs, models, steps, visualize
 from gan.state import GANState, create_state, rng_streams, sampling_variables
@@ -64,9 +65,10 @@ def _diff_keys(a: dict, b: dict, prefix: str = '') -> list[str]:
 
 
 class _MetricBuffer:
-  """Holds per-step device metrics and writes them at a host sync.
+  """Holds the device metrics of calls of k steps and writes them, a line a step, at a
+  host sync.
 
-  Fetching every step would stall the device queue; buffering keeps dispatch
+  Fetching every call would stall the device queue; buffering keeps dispatch
   asynchronous and still logs every step.
   """
 
@@ -78,8 +80,9 @@ class _MetricBuffer:
     self._window_start = time.perf_counter()
     self.last: dict = {}
 
-  def add(self, step: int, metrics: dict) -> None:
-    self._pending.append((step, metrics))
+  def add(self, first_step: int, metrics: dict) -> None:
+    """`metrics` of steps first_step, first_step + 1, ..., each stacked on axis 0."""
+    self._pending.append((first_step, metrics))
 
   def restart_clock(self) -> None:
     self._window_start = time.perf_counter()
@@ -90,9 +93,12 @@ class _MetricBuffer:
       return
     fetched = jax.device_get([m for _, m in self._pending])
     now = time.perf_counter()
-    img_per_sec = len(fetched) * self._batch_size / max(now - self._window_start, 1e-9)
+    records = [(first + i, {k: v[i] for k, v in metrics.items()})
+               for (first, _), metrics in zip(self._pending, fetched)
+               for i in range(len(next(iter(metrics.values()))))]
+    img_per_sec = len(records) * self._batch_size / max(now - self._window_start, 1e-9)
     self._window_start = now
-    for (step, _), metrics in zip(self._pending, fetched):
+    for step, metrics in records:
       bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
       if bad:
         self._pending = []
@@ -146,8 +152,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         f'{jax.devices()[0].platform} device(s)) in {workdir}', flush=True)
   _record_config(config, workdir)
 
-  train_step = steps.make_train_step(config, generator, discriminator, mesh)
-  next_batch = _batch_source(config, images, mesh)
+  train_steps = steps.make_train_steps(config, generator, discriminator, mesh)
+  step_inputs = _step_inputs(config, images, mesh)
+  steps_per_call = config.train.steps_per_call
   sample = _sampler(config, generator)
   grid_rows = config.eval.grid_size
 
@@ -174,28 +181,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   buffer = _MetricBuffer(writer, batch_size, steps_per_epoch)
   bar = logs.progress_bar(total_steps, step, config.log.progress_bar)
   last_step = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
-  compiled = False
+  compiled: set[int] = set()  # The k of each call compiled so far.
   try:
     with checkpoint.StopRequest() as stop:
       while step < last_step and not stop.requested:
         epoch, position = divmod(step, steps_per_epoch)
         order = data.epoch_permutation(config.seed, epoch, len(images))
-        for index in range(position, steps_per_epoch):
-          state, metrics = train_step(state, next_batch(order[index * batch_size:(index + 1) * batch_size]))
-          step += 1
-          buffer.add(step, metrics)
-          if not compiled:
-            compiled = True
+        while position < steps_per_epoch and step < last_step and not stop.requested:
+          # Calls of k steps start at multiples of k into the epoch and never cross its
+          # end, so a run compiles one program, plus one for the epoch's remainder when
+          # k does not divide the steps of an epoch.
+          k = min(steps_per_call - position % steps_per_call, steps_per_epoch - position,
+                  last_step - step)
+          indices = order[position * batch_size:(position + k) * batch_size]
+          if k not in compiled:
+            buffer.flush()  # The window so far is timed without this compilation.
+          state, metrics = train_steps(state, *step_inputs(indices.reshape(k, batch_size)))
+          buffer.add(step + 1, metrics)
+          step, position = step + k, position + k
+          if k not in compiled:
+            compiled.add(k)
             jax.block_until_ready(metrics)
             buffer.flush()
             buffer.restart_clock()  # img/s of later windows leaves compilation out.
-          end_of_epoch = index == steps_per_epoch - 1
-          if step % config.train.log_every_steps == 0 or end_of_epoch or step == last_step:
+          log_due = step // config.train.log_every_steps > (step - k) // config.train.log_every_steps
+          if log_due or position == steps_per_epoch or step == last_step:
             buffer.flush()
             bar.set_postfix_str(_postfix(buffer.last), refresh=False)
-          bar.update(1)
-          if stop.requested or step == last_step:
-            break
+          bar.update(k)
         if step % steps_per_epoch == 0:
           epoch = step // steps_per_epoch
           save_samples(epoch)
@@ -235,14 +248,17 @@ def write_summaries(workdir: Path, config: ml_collections.ConfigDict) -> None:
     visualize.plot_curves(records, workdir / 'curves.png', config.eval.curve_smoothing)
 
 
-def _batch_source(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh):
-  """indices [B] -> uint8 batch [B, 32, 32, 3] split over the mesh."""
-  sharding = steps.batch_sharding(mesh)
+def _step_inputs(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh):
+  """indices [k, B] -> the (dataset, indices or batches) arguments of a call of k steps.
+
+  With `data.on_device` the uint8 dataset is copied to the devices once and each call
+  gathers its batches there; otherwise the host gathers them and copies them over.
+  """
+  sharding = NamedSharding(mesh, P(None, 'data'))
   if config.data.on_device:
     on_device = jax.device_put(images, steps.replicated(mesh))
-    gather = jax.jit(lambda dataset, idx: dataset[idx], out_shardings=sharding)
-    return lambda idx: gather(on_device, idx)
-  return lambda idx: jax.device_put(images[idx], sharding)
+    return lambda idx: (on_device, jax.device_put(idx.astype(np.int32), sharding))
+  return lambda idx: (None, jax.device_put(images[idx], sharding))
 
 
 def _sampler(config: ml_collections.ConfigDict, generator):

@@ -69,6 +69,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(0 <= train.g_ema_decay < 1,
        f'train.g_ema_decay={train.g_ema_decay} must be in [0, 1) (0: no EMA of G).')
   need(train.log_every_steps > 0, f'train.log_every_steps={train.log_every_steps} must be > 0.')
+  need(isinstance(train.steps_per_call, int) and train.steps_per_call > 0,
+       f'train.steps_per_call={train.steps_per_call!r} must be a positive integer.')
   need(config.data.source in ('auto', 'tfds', 'binary', 'python'),
        f"data.source={config.data.source!r}: use 'auto', 'tfds', 'binary' or 'python'.")
   need(config.data.split in ('train', 'test'),

@@ -52,8 +52,11 @@ def test_smoke_run_writes_every_output(smoke_config, tmp_path):
   assert checkpoint.Checkpointer(tmp_path / 'checkpoints', 2).latest_step() == total
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted(smoke_config, tmp_path):
+@pytest.mark.parametrize('steps_per_call', [1, 4])
+def test_interrupted_and_resumed_run_equals_uninterrupted(smoke_config, tmp_path, steps_per_call):
+  """Also with 4 steps a call: 6 steps an epoch run as calls of 4 and 2."""
   smoke_config.train.g_ema_decay = 0.9  # The EMA of G is part of what must resume exactly.
+  smoke_config.train.steps_per_call = steps_per_call
   straight = loop.train_and_evaluate(smoke_config, tmp_path / 'straight')
   # Stop mid-epoch (6 steps an epoch), then rerun the same command twice.
   stopped = loop.train_and_evaluate(smoke_config, tmp_path / 'resumed', stop_at_step=4)
@@ -62,6 +65,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(smoke_config, tmp_path
   chex.assert_trees_all_equal(_leaves(straight), _leaves(resumed))
   # The metrics file of the resumed run tells the same story, step for step.
   lines = lambda d: [json.loads(l) for l in (tmp_path / d / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in lines('straight')] == list(range(1, int(straight.step) + 1))
   for a, b in zip(lines('straight'), lines('resumed'), strict=True):
     assert (a['step'], a['G/loss'], a['D/loss']) == (b['step'], b['G/loss'], b['D/loss'])
   # A finished run rerun does nothing more.
@@ -93,6 +97,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_
     ('train.update_rule', 'sometimes', "train.update_rule='sometimes'"),
     ('train.g_ema_decay', 1.0, 'train.g_ema_decay=1.0 must be in [0, 1)'),
     ('train.dropout_rng', 'mt19937', "train.dropout_rng='mt19937': use one of"),
+    ('train.steps_per_call', 0, 'train.steps_per_call=0 must be a positive integer'),
 ])
 def test_bad_config_fails_before_anything_runs(smoke_config, tmp_path, field, value, message):
   section, _, key = field.rpartition('.')
