@@ -119,15 +119,28 @@ def _peak_memory_mb() -> float:
 
 
 def _flops(stage) -> float:
-  """FLOPs by XLA's cost analysis of a `jax.stages.Lowered` or `Compiled` module.
-
-  The bench counts the step as lowered, before the backend compiles it: on GPU the
-  compiled module's analysis leaves out convolutions that became cuDNN calls (it counted
-  1.3 of recap's 187 GFLOP a step on an H200). On the CPU the two differ by XLA's
-  rewrites only: 0.4% for recap at batch 256."""
+  """FLOPs by XLA's cost analysis of a `jax.stages.Lowered` or `Compiled` module (NaN
+  where the backend gives none)."""
   cost = stage.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
+
+
+def step_flops(step_fn: Callable, *args) -> float:
+  """FLOPs of `step_fn(*args)` by XLA's cost analysis of the step as lowered for the host
+  CPU, traced as for the default device (the layers take their GPU paths on a GPU host).
+
+  The GPU's own counts fail both ways: its lowered module has no cost analysis (None
+  with jax 0.11.2 on an H200), and its compiled module's leaves out the convolutions
+  that became cuDNN calls (it counted 1.3 of recap's 187 GFLOP a step). On the CPU the
+  lowered and compiled counts differ by XLA's rewrites only: 0.4% for recap at batch 256.
+  """
+  try:
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices('cpu')[0])
+  except RuntimeError:  # JAX_PLATFORMS left the CPU out.
+    return float('nan')
+  on_cpu = lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=cpu)
+  return _flops(jax.jit(step_fn).lower(*jax.tree.map(on_cpu, args)))
 
 
 def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup: int,
@@ -154,7 +167,7 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
   lowered = train_step.lower(state, batch)
   lowered.compile()  # Compilation alone, without a first run of the step.
   compile_s = time.perf_counter() - start
-  flops = _flops(lowered)
+  flops = step_flops(steps.make_step_fn(config, generator, discriminator), state, batch)
 
   for _ in range(warmup):
     state, metrics = train_step(state, batch)

@@ -1,5 +1,7 @@
 """The train step: what each update touches, compile-once, determinism, sharding."""
 
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -14,6 +16,11 @@ from gan import models, steps
 from gan.state import create_state, sampling_variables
 
 BATCH = 8
+# Two separately compiled programs computing the same step agree to float rounding on the
+# CPU. On a GPU float32 convolutions run in TF32 by default and each program picks its
+# own cuDNN algorithms: up to 9e-5 relative measured on an H200 (none of it on the CPU).
+TOL = (dict(rtol=1e-5, atol=1e-6) if jax.default_backend() == 'cpu' else
+       dict(rtol=1e-3, atol=1e-4))
 
 
 def _config(update_rule='simultaneous'):
@@ -138,18 +145,20 @@ def test_k_steps_in_one_call_equal_k_calls_of_one_step():
   (one_state, one_metrics), (state, metrics), (host_state, host_metrics) = _k_steps_both_ways(config)
   assert int(state.step) == 3 and metrics['G/loss'].shape == (3,)
   # XLA fuses a loop body differently from a lone step: equal up to float rounding.
-  chex.assert_trees_all_close(metrics, one_metrics, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(metrics, one_metrics, **TOL)
   chex.assert_trees_all_close(jax.tree_util.tree_leaves(state),
-                              jax.tree_util.tree_leaves(one_state), rtol=1e-5, atol=1e-5)
-  # Where the batch comes from changes nothing.
-  chex.assert_trees_all_equal(jax.tree_util.tree_leaves((state, metrics)),
-                              jax.tree_util.tree_leaves((host_state, host_metrics)))
+                              jax.tree_util.tree_leaves(one_state), **{**TOL, 'atol': 1e-4})
+  # Where the batch comes from changes nothing (on the CPU, not even the rounding).
+  assert_same = (chex.assert_trees_all_equal if jax.default_backend() == 'cpu' else
+                 functools.partial(chex.assert_trees_all_close, **TOL))
+  assert_same(jax.tree_util.tree_leaves((state, metrics)),
+              jax.tree_util.tree_leaves((host_state, host_metrics)))
 
 
 def test_k_steps_of_recap_equal_k_steps_in_their_metrics():
   """Recap's conv bias before BatchNorm (see the sharded recap test): metrics only."""
   (_, one_metrics), (_, metrics), _ = _k_steps_both_ways(_config())
-  chex.assert_trees_all_close(metrics, one_metrics, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(metrics, one_metrics, **TOL)
 
 
 def test_train_steps_compile_once_per_k_and_refuse_to_recompile():
@@ -244,10 +253,10 @@ def test_simultaneous_step_takes_each_networks_gradient_of_its_own_loss(get_conf
   g_grads = jax.grad(lambda g: losses_of(g, state.d.params)[0])(state.g.params)
   d_grads = jax.grad(lambda d: losses_of(state.g.params, d)[1])(state.d.params)
   g_loss, d_loss = losses_of(state.g.params, state.d.params)
-  np.testing.assert_allclose(metrics['G/loss'], g_loss, rtol=1e-5)
-  np.testing.assert_allclose(metrics['D/loss'], d_loss, rtol=1e-5)
-  np.testing.assert_allclose(metrics['G/grad_norm'], optax.tree.norm(g_grads), rtol=1e-5)
-  np.testing.assert_allclose(metrics['D/grad_norm'], optax.tree.norm(d_grads), rtol=1e-5)
+  np.testing.assert_allclose(metrics['G/loss'], g_loss, **TOL)
+  np.testing.assert_allclose(metrics['D/loss'], d_loss, **TOL)
+  np.testing.assert_allclose(metrics['G/grad_norm'], optax.tree.norm(g_grads), **TOL)
+  np.testing.assert_allclose(metrics['D/grad_norm'], optax.tree.norm(d_grads), **TOL)
 
 
 @pytest.mark.parametrize('impl', steps.DROPOUT_RNGS)
