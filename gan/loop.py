@@ -12,10 +12,11 @@
 
 Resume: rerunning the same command restores the latest checkpoint and continues at its
 step; batch order and noise are functions of (seed, step), so the result equals an
-uninterrupted run, whatever `train.steps_per_call`. SIGTERM or Ctrl-C stops after the
-current call (`train.steps_per_call` steps) and saves a checkpoint. A non-finite loss or
-gradient norm stops the run naming the step, before any checkpoint of the bad state is
-written.
+uninterrupted run. SIGTERM or Ctrl-C stops after the current call (`train.steps_per_call`
+steps) and saves a checkpoint; the resumed run then makes the same calls, bit for bit the
+same run. (A `stop_at_step` inside a call, or another `steps_per_call`, makes other calls
+of the same steps: equal to float rounding.) A non-finite loss or gradient norm stops the
+run naming the step, before any checkpoint of the bad state is written.
 """
 
 import json
