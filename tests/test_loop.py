@@ -73,7 +73,11 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(smoke_config, tmp_path
   chex.assert_trees_all_equal(_leaves(again), _leaves(resumed))
 
 
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_config, tmp_path, capsys):
+@pytest.mark.parametrize('steps_per_call', [1, 4])
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    smoke_config, tmp_path, capsys, steps_per_call):
+  """With 4 steps a call the bad step is inside a call: still named, still never saved."""
+  smoke_config.train.steps_per_call = steps_per_call
   smoke_config.train.num_epochs = 1
   good = loop.train_and_evaluate(smoke_config, tmp_path)
   smoke_config.train.num_epochs = 2
