@@ -32,6 +32,7 @@ same way: img/s as the median of `--windows` windows of one batch each.
 
 import functools
 import json
+import math
 import os
 import platform
 import resource
@@ -167,7 +168,9 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
   lowered = train_step.lower(state, batch)
   lowered.compile()  # Compilation alone, without a first run of the step.
   compile_s = time.perf_counter() - start
-  flops = step_flops(steps.make_step_fn(config, generator, discriminator), state, batch)
+  flops = _flops(lowered)
+  if math.isnan(flops):  # A GPU's lowered module: count the step lowered for the host.
+    flops = step_flops(steps.make_step_fn(config, generator, discriminator), state, batch)
 
   for _ in range(warmup):
     state, metrics = train_step(state, batch)

@@ -195,12 +195,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           k = min(steps_per_call - position % steps_per_call, steps_per_epoch - position,
                   last_step - step)
           indices = order[position * batch_size:(position + k) * batch_size]
-          if k not in compiled:
+          compiles = k not in compiled
+          if compiles:
             buffer.flush()  # The window so far is timed without this compilation.
           state, metrics = train_steps(state, *step_inputs(indices.reshape(k, batch_size)))
           buffer.add(step + 1, metrics)
           step, position = step + k, position + k
-          if k not in compiled:
+          if compiles:
             compiled.add(k)
             jax.block_until_ready(metrics)
             buffer.flush()

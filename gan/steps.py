@@ -228,25 +228,35 @@ def _with_g_ema(step_fn: TrainStep, decay: float) -> TrainStep:
   return step
 
 
+def _refusing_recompilation(fn: Callable, program_of: Callable[[Array], object], what: str):
+  """`fn`, raising when jit traces it a second time for the same program.
+
+  A recompilation mid-run means a shape, dtype or sharding changed between calls, which is
+  a bug, not a cost to pay silently. `program_of(last argument)` tells which program a
+  call needs (one for the step; one per shape of the indices or batches of k steps).
+  """
+  traced: set = set()
+
+  def traced_once_per_program(*args):
+    program, x = program_of(args[-1]), args[-1]
+    if program in traced:
+      raise RuntimeError(f'{what} being compiled again ({x.shape} {x.dtype}): a shape, dtype '
+                         f'or sharding changed between calls.')
+    traced.add(program)
+    return fn(*args)
+
+  return traced_once_per_program
+
+
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
                     discriminator: nn.Module, mesh: Mesh) -> TrainStep:
   """The step, jitted once: state replicated (and donated), batch split over devices.
 
-  It raises if it is ever traced twice: a recompilation mid-run means a shape, dtype
-  or sharding changed between steps, which is a bug, not a cost to pay silently.
+  It raises if it is ever traced twice (`_refusing_recompilation`).
   """
-  step_fn = make_step_fn(config, generator, discriminator)
-  traces = 0
-
-  def traced_once(state: GANState, batch: Array) -> tuple[GANState, Metrics]:
-    nonlocal traces
-    traces += 1
-    if traces > 1:
-      raise RuntimeError(f'The train step is being compiled again (batch {batch.shape} '
-                         f'{batch.dtype}): a shape, dtype or sharding changed between steps.')
-    return step_fn(state, batch)
-
-  return jax.jit(traced_once,
+  step_fn = _refusing_recompilation(make_step_fn(config, generator, discriminator),
+                                    lambda batch: None, 'The train step is')
+  return jax.jit(step_fn,
                  in_shardings=(replicated(mesh), batch_sharding(mesh)),
                  out_shardings=(replicated(mesh), replicated(mesh)),
                  donate_argnums=0)
@@ -271,14 +281,8 @@ def make_train_steps(config: ml_collections.ConfigDict, generator: nn.Module,
   it has compiled before is traced again.
   """
   step_fn = make_step_fn(config, generator, discriminator)
-  traced: set[tuple[int, ...]] = set()
 
   def run(state: GANState, dataset: Array | None, xs: Array) -> tuple[GANState, Metrics]:
-    if xs.shape in traced:
-      raise RuntimeError(f'The train steps are being compiled again ({xs.shape} {xs.dtype}): '
-                         f'a dtype or sharding changed between calls.')
-    traced.add(xs.shape)
-
     def one_step(state: GANState, x: Array) -> tuple[GANState, Metrics]:
       batch = x if dataset is None else dataset[x]
       return step_fn(state, jax.lax.with_sharding_constraint(batch, batch_sharding(mesh)))
@@ -288,6 +292,7 @@ def make_train_steps(config: ml_collections.ConfigDict, generator: nn.Module,
       return state, jax.tree.map(lambda m: m[None], metrics)
     return jax.lax.scan(one_step, state, xs)
 
-  return jax.jit(run, in_shardings=(replicated(mesh), replicated(mesh),
-                                    NamedSharding(mesh, P(None, 'data'))),
+  return jax.jit(_refusing_recompilation(run, jnp.shape, 'The train steps are'),
+                 in_shardings=(replicated(mesh), replicated(mesh),
+                               NamedSharding(mesh, P(None, 'data'))),
                  out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
