@@ -108,7 +108,7 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
 
 
 def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int,
-              num_windows: int, warmup: int) -> list[float]:
+              num_windows: int, warmup: int, cpu_seconds: list | None = None) -> list[float]:
   """img/s of each timed window, on the GPU when PyTorch sees one (float32, cuDNN
   autotuned, as XLA autotunes its own), else on the CPU."""
   torch.manual_seed(config.seed)
@@ -125,11 +125,13 @@ def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int
   synchronize()
   rates = []
   for _ in range(num_windows):
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(num_steps):
       step(real)
     synchronize()
     rates.append(num_steps * batch_size / (time.perf_counter() - start))
+    if cpu_seconds is not None:  # The process's CPU time (all threads) of each window.
+      cpu_seconds.append(time.process_time() - cpu_start)
   return rates
 
 
@@ -145,9 +147,11 @@ def main(argv: list[str]) -> None:
   from gan.config_files import apply_overrides, load_config
   config = load_config(args.config)
   apply_overrides(config, args.set)
-  rates = time_step(config, args.batch_size, args.steps, args.windows, args.warmup)
+  cpu_seconds = []
+  rates = time_step(config, args.batch_size, args.steps, args.windows, args.warmup, cpu_seconds)
   device = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
-  print(json.dumps({'img_per_sec': rates, 'torch': torch.__version__,
+  cpu_ms = [1000 * seconds / args.steps for seconds in cpu_seconds]
+  print(json.dumps({'img_per_sec': rates, 'cpu_ms_per_step': cpu_ms, 'torch': torch.__version__,
                     'torch_threads': torch.get_num_threads(), 'torch_device': device}))
 
 

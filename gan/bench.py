@@ -176,15 +176,18 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
     state, metrics = train_step(state, batch)
   jax.block_until_ready(state)
 
+  cpu_seconds = []  # The process's CPU time (all threads) of each window.
+
   def time_windows() -> list[float]:
     nonlocal state
     rates = []
     for _ in range(num_windows):
-      start = time.perf_counter()
+      start, cpu_start = time.perf_counter(), time.process_time()
       for _ in range(num_steps):
         state, metrics = train_step(state, batch)
       jax.block_until_ready((state, metrics))
       rates.append(num_steps * batch_size / (time.perf_counter() - start))
+      cpu_seconds.append(time.process_time() - cpu_start)
     return rates
 
   rates, reference_rates, round_ratios = [], [], []
@@ -208,6 +211,8 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
       'gflop_per_step': flops / 1e9,
       'gflop_per_sec': flops / 1e9 * median / batch_size,
       'peak_memory_mb': _peak_memory_mb(),
+      # Host CPU per step: on a CPU, the cores' work (the step may keep them all busy).
+      'cpu_ms_per_step': 1000 * statistics.median(cpu_seconds) / num_steps,
   }
   if reference:
     row['torch_img_per_sec'] = statistics.median(reference_rates)
@@ -261,13 +266,14 @@ def environment() -> dict:
 
 def format_rows(rows: list[dict]) -> str:
   header = (f'{"config":<34}{"batch":>6}{"img/s":>9}{"(min-max)":>16}{"ms/step":>9}'
-            f'{"compile s":>10}{"GFLOP/step":>11}{"GFLOP/s":>9}{"% peak":>8}{"peak MB":>9}'
+            f'{"CPU ms":>8}{"compile s":>10}{"GFLOP/step":>11}{"GFLOP/s":>9}{"% peak":>8}{"peak MB":>9}'
             f'{"torch img/s":>12}{"JAX/torch":>10}')
   lines = [header, '-' * len(header)]
   for r in rows:
     spread = f'({r["img_per_sec_min"]:.0f}-{r["img_per_sec_max"]:.0f})'
     lines.append(f'{r["config"]:<34}{r["batch_size"]:>6}{r["img_per_sec"]:>9.1f}{spread:>16}'
-                 f'{r["ms_per_step"]:>9.0f}{r["compile_s"]:>10.1f}{r["gflop_per_step"]:>11.1f}'
+                 f'{r["ms_per_step"]:>9.0f}{r.get("cpu_ms_per_step", float("nan")):>8.0f}'
+                 f'{r["compile_s"]:>10.1f}{r["gflop_per_step"]:>11.1f}'
                  f'{r["gflop_per_sec"]:>9.1f}'
                  f'{100 * r.get("fraction_of_matmul_peak", float("nan")):>8.0f}'
                  f'{r["peak_memory_mb"]:>9.0f}'

@@ -1,9 +1,12 @@
 """gan.bench's numbers are consistent with each other (speed itself is never asserted)."""
 
 import json
+import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan import bench, models, steps
 from gan.config_files import load_config
@@ -18,6 +21,9 @@ def test_bench_step_row_is_consistent():
   assert row['batch_size'] == 8
   assert row['img_per_sec_min'] <= row['img_per_sec'] <= row['img_per_sec_max']
   np.testing.assert_allclose(row['ms_per_step'], 1000 * 8 / row['img_per_sec'])
+  # CPU time per step: positive, and at most every core busy for the slowest window.
+  slowest_ms = 1000 * 8 / row['img_per_sec_min']
+  assert 0 < row['cpu_ms_per_step'] <= 1.1 * len(os.sched_getaffinity(0)) * slowest_ms
   assert row['gflop_per_step'] > 0 and row['compile_s'] > 0
   np.testing.assert_allclose(row['gflop_per_sec'],
                              row['gflop_per_step'] * row['img_per_sec'] / 8)
@@ -73,3 +79,49 @@ def test_per_network_times_g_and_both_d_passes(capsys):
   assert report['framework'] == 'jax' and report['batch_size'] == 4
   assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}
   assert all(ms > 0 for ms in report['median_ms'].values())
+
+
+@pytest.mark.parametrize('config_name', ['baseline', 'recap'])
+def test_per_layer_lists_the_convolutions_the_models_run(config_name):
+  """Names, input shapes and kernels of per_layer's ops are those G and D apply in a step."""
+  import flax.linen as nn
+  per_layer = load_benchmark('per_layer')
+  config = load_config(f'configs/{config_name}.py')
+  generator, discriminator = models.build_models(config)
+  seen = {}
+
+  def record(next_fun, args, kwargs, context):
+    name = context.module.name or ''
+    if context.method_name == '__call__' and name.startswith(('ConvTranspose_', 'Conv_')):
+      prefix = 'G.' if name.startswith('ConvTranspose_') else 'D.'
+      seen[prefix + name] = args[0].shape[1:]
+    return next_fun(*args, **kwargs)
+
+  z = jnp.zeros((2, config.model.latent_dim))
+  with nn.intercept_methods(record):
+    g_vars = jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), z, train=False))
+    d_vars = jax.eval_shape(lambda: discriminator.init(
+        jax.random.PRNGKey(0), jnp.zeros((2, *models.image_shape(config))), train=False))
+  layers = per_layer.conv_layers(config)
+  assert {layer['name']: tuple(layer['input']) for layer in layers} == seen
+  for layer in layers:
+    params = (g_vars if layer['name'].startswith('G.') else d_vars)['params']
+    kernel = params[layer['name'].split('.')[1]]['kernel']
+    assert kernel.shape[2:] == (layer['input'][2], layer['features'])
+
+
+def test_per_layer_times_every_op_of_every_layer(capsys):
+  per_layer = load_benchmark('per_layer')
+  per_layer.main(['--framework', 'jax', '--config', 'configs/recap.py:smoke', '--batch_size', '2',
+                  '--repeats', '1'])
+  report = json.loads(capsys.readouterr().out)
+  config = load_config('configs/recap.py:smoke')
+  names = [layer['name'] for layer in per_layer.conv_layers(config)]
+  assert list(report['results']['jax']) == names
+  for ops in report['results']['jax'].values():
+    assert set(ops) == set(per_layer.OPS)
+    assert all(t['wall_ms'] > 0 and t['cpu_ms'] >= 0 for t in ops.values())
+  per_step = per_layer.step_cpu_ms(config, report['results']['jax'])
+  d1 = report['results']['jax']['D.Conv_1']
+  assert per_step['D.Conv_1'] == pytest.approx(
+      2 * d1['fwd']['cpu_ms'] + 3 * d1['dx']['cpu_ms'] + 2 * d1['dw']['cpu_ms'])

@@ -46,3 +46,26 @@ def test_per_network_times_the_torch_networks(capsys):
   assert report['framework'] == 'torch'
   assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}
   assert all(ms > 0 for ms in report['median_ms'].values())
+
+
+def test_per_layer_runs_both_frameworks_side_by_side(capsys):
+  """Each framework in a process of its own; the table weights CPU times per step."""
+  per_layer = load_benchmark('per_layer')
+  per_layer.main(['--framework', 'both', '--config', 'configs/recap.py:smoke',
+                  '--batch_size', '2', '--repeats', '1'])
+  out = capsys.readouterr().out
+  report = json.loads(out.strip().splitlines()[-1])
+  assert set(report['results']) == {'jax', 'torch'}
+  assert list(report['results']['torch']) == list(report['results']['jax'])
+  table = out.split('\n{')[0]
+  for name in report['results']['jax']:
+    assert sum(line.startswith(name + ' ') for line in table.splitlines()) == len(per_layer.OPS)
+  assert 'all convolutions: jax' in table
+
+
+def test_torch_reference_program_reports_rates_and_cpu_time(capsys):
+  load_benchmark('torch_dcgan').main(['--config', 'configs/recap.py:smoke', '--batch_size', '4',
+                                      '--steps', '1', '--windows', '2', '--warmup', '0'])
+  report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert len(report['img_per_sec']) == len(report['cpu_ms_per_step']) == 2
+  assert all(ms > 0 for ms in report['cpu_ms_per_step'])
