@@ -108,9 +108,10 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
 
 
 def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int,
-              num_windows: int, warmup: int, cpu_seconds: list | None = None) -> list[float]:
-  """img/s of each timed window, on the GPU when PyTorch sees one (float32, cuDNN
-  autotuned, as XLA autotunes its own), else on the CPU."""
+              num_windows: int, warmup: int) -> tuple[list[float], list[float]]:
+  """img/s of each timed window, and the process's CPU ms per step in it (all threads), on
+  the GPU when PyTorch sees one (float32, cuDNN autotuned, as XLA autotunes its own), else
+  on the CPU."""
   torch.manual_seed(config.seed)
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
   if device.type == 'cuda':
@@ -123,16 +124,15 @@ def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int
   for _ in range(warmup):
     step(real)
   synchronize()
-  rates = []
+  rates, cpu_ms = [], []
   for _ in range(num_windows):
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(num_steps):
       step(real)
     synchronize()
     rates.append(num_steps * batch_size / (time.perf_counter() - start))
-    if cpu_seconds is not None:  # The process's CPU time (all threads) of each window.
-      cpu_seconds.append(time.process_time() - cpu_start)
-  return rates
+    cpu_ms.append(1000 * (time.process_time() - cpu_start) / num_steps)
+  return rates, cpu_ms
 
 
 def main(argv: list[str]) -> None:
@@ -147,10 +147,8 @@ def main(argv: list[str]) -> None:
   from gan.config_files import apply_overrides, load_config
   config = load_config(args.config)
   apply_overrides(config, args.set)
-  cpu_seconds = []
-  rates = time_step(config, args.batch_size, args.steps, args.windows, args.warmup, cpu_seconds)
+  rates, cpu_ms = time_step(config, args.batch_size, args.steps, args.windows, args.warmup)
   device = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
-  cpu_ms = [1000 * seconds / args.steps for seconds in cpu_seconds]
   print(json.dumps({'img_per_sec': rates, 'cpu_ms_per_step': cpu_ms, 'torch': torch.__version__,
                     'torch_threads': torch.get_num_threads(), 'torch_device': device}))
 
