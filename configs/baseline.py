@@ -59,6 +59,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # folded input) measured no faster than 'flax'. Each is tested equal to the Flax layer.
   config.model.conv_transpose_impl = 'subpixel'
   config.model.strided_conv_impl = 'subpixel_grad'
+  # CPU only: both rewrites run their wide convolutions by Winograd's F(4x4, 3x3), 4x
+  # fewer multiplies (recap step 804 -> 556 ms on 2 cores), at a float32 rounding of
+  # ~2e-5 of each output's scale; False keeps the exact-tap convolutions.
+  config.model.winograd = True
   config.model.compute_dtype = 'float32'  # 'bfloat16' on GPU/TPU; parameters stay float32.
 
   config.model.G = ml_collections.ConfigDict()

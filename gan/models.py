@@ -41,9 +41,11 @@ def _square_conv_layer(impl: str, rewrites: dict, flax_layer, setting: str):
   if impl in rewrites:
     return rewrites[impl]
   if impl == 'flax':
-    return lambda features, kernel_size, strides, **kw: flax_layer(
-        features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
-        kernel_init=layers.glorot_uniform, **kw)
+    def flax_conv(features, kernel_size, strides, winograd=None, **kw):
+      del winograd  # XLA picks the Flax layer's algorithm.
+      return flax_layer(features, (kernel_size, kernel_size), (strides, strides),
+                        padding='SAME', kernel_init=layers.glorot_uniform, **kw)
+    return flax_conv
   raise ValueError(f'Unknown {setting} {impl!r}; use one of {sorted([*rewrites, "flax"])}.')
 
 
@@ -68,6 +70,7 @@ class DCGANGenerator(nn.Module):
   bn_momentum: float
   bn_epsilon: float
   conv_transpose_impl: str
+  winograd: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -86,10 +89,11 @@ class DCGANGenerator(nn.Module):
     # share one parameter tree (and checkpoints).
     for i, features in enumerate(self.channels):
       x = conv_transpose(features, self.kernel_size, 2, use_bias=False, dtype=self.dtype,
-                         name=f'ConvTranspose_{i}')(x)
+                         winograd=self.winograd, name=f'ConvTranspose_{i}')(x)
       x = act(batch_norm()(x))
     x = conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
-                       dtype=self.dtype, name=f'ConvTranspose_{len(self.channels)}')(x)
+                       dtype=self.dtype, winograd=self.winograd,
+                       name=f'ConvTranspose_{len(self.channels)}')(x)
     # The image leaves G in float32 whatever the compute dtype: D and the sample grids
     # expect [-1, 1] float32.
     return jnp.tanh(x).astype(jnp.float32)
@@ -106,6 +110,7 @@ class DCGANDiscriminator(nn.Module):
   bn_momentum: float
   bn_epsilon: float
   strided_conv_impl: str
+  winograd: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -114,7 +119,8 @@ class DCGANDiscriminator(nn.Module):
     conv = strided_conv_layer(self.strided_conv_impl)
     x = images
     for i, (features, use_bn) in enumerate(zip(self.channels, self.batch_norm, strict=True)):
-      x = conv(features, self.kernel_size, 2, dtype=self.dtype, name=f'Conv_{i}')(x)
+      x = conv(features, self.kernel_size, 2, dtype=self.dtype, winograd=self.winograd,
+               name=f'Conv_{i}')(x)
       if use_bn:
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          epsilon=self.bn_epsilon, dtype=self.dtype)(x)
@@ -135,13 +141,13 @@ def build_dcgan(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module
       kernel_size=model.G.kernel_size, activation=model.G.activation,
       leaky_slope=model.G.leaky_slope, bn_momentum=model.bn_momentum,
       bn_epsilon=model.bn_epsilon, conv_transpose_impl=model.conv_transpose_impl,
-      dtype=dtype)
+      winograd=model.winograd, dtype=dtype)
   discriminator = DCGANDiscriminator(
       channels=tuple(model.D.channels), batch_norm=tuple(model.D.batch_norm),
       kernel_size=model.D.kernel_size, activation=model.D.activation,
       leaky_slope=model.D.leaky_slope, dropout=model.D.dropout,
       bn_momentum=model.bn_momentum, bn_epsilon=model.bn_epsilon,
-      strided_conv_impl=model.strided_conv_impl, dtype=dtype)
+      strided_conv_impl=model.strided_conv_impl, winograd=model.winograd, dtype=dtype)
   return generator, discriminator
 
 

@@ -128,3 +128,27 @@ def test_keras_initialisation():
   limit = np.sqrt(6 / (25 * 256 + 25 * 128))
   assert float(jnp.abs(kernel).max()) <= limit
   assert float(jnp.abs(kernel).max()) > 0.9 * limit  # Uniform up to the bound, not normal.
+
+
+@pytest.mark.parametrize('name', ['baseline', 'recap'])
+def test_winograd_setting_reaches_every_wide_layer(name):
+  """`config.model.winograd` decides how the wide layers run on the CPU: by Winograd
+  (no XLA convolution left but D's 3-channel first layer) or by the exact-tap
+  convolutions (G's per-phase: 4 a layer; D's two strided ones), with the same
+  parameters and, to Winograd's rounding, the same function."""
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 100))
+  outputs = {}
+  for winograd in (True, False):
+    config = CONFIGS[name]()
+    config.model.winograd = winograd
+    generator, discriminator = models.build_models(config)
+    g_vars = generator.init(jax.random.PRNGKey(1), z, train=False)
+    images = generator.apply(g_vars, z, train=False)
+    d_vars = discriminator.init(jax.random.PRNGKey(2), images, train=False)
+    convs = [str(jax.make_jaxpr(lambda v, x, m=m: m.apply(v, x, train=False))(v, x)).count(
+        'conv_general_dilated') for m, v, x in ((generator, g_vars, z),
+                                                (discriminator, d_vars, images))]
+    assert convs == ([0, 1] if winograd else [4 * len(config.model.G.channels), 2])
+    outputs[winograd] = (images, discriminator.apply(d_vars, images, train=False))
+  for fast, exact in zip(outputs[True], outputs[False]):
+    np.testing.assert_allclose(fast, exact, atol=1e-4 * float(np.abs(exact).max()))
