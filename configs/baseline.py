@@ -17,7 +17,8 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/baseline.py --workdir runs/baseline
   python train.py --config configs/baseline.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU about 2 min an epoch (410-460 img/s, README "Speed"); after 3 epochs
+Expect: on a 2-core CPU about 1.3 min an epoch (~660 img/s in the bench, README "Speed"; 2 min
+at 410-460 img/s before Winograd); after 3 epochs
 the grids show blurry blobs with repeated textures (README "Results"). On one H200 GPU
 with --config.model.compute_dtype=bfloat16 all 200 epochs take ~2.5 min (at one step a call;
 --config.train.steps_per_call=65 logs ~240,000 img/s instead of ~110,000); the samples

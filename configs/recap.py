@@ -11,7 +11,8 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/recap.py --workdir runs/recap
   python train.py --config configs/recap.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU about 3 min an epoch (270-300 img/s, README "Speed"); on one H200 GPU
+Expect: on a 2-core CPU about 1.8 min an epoch (~480 img/s in the bench, README "Speed"; 3 min
+at 270-300 img/s before Winograd); on one H200 GPU
 with --config.model.compute_dtype=bfloat16 all 100 epochs in ~75 s, reaching FID ~53
 (10,000 samples against the train set; README "Results"), and ~65 s with
 --config.train.steps_per_call=65 (~200,000 img/s logged instead of ~100,000-140,000).
