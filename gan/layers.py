@@ -148,7 +148,7 @@ def _winograd_transforms(tile: int, taps: int) -> tuple[np.ndarray, np.ndarray, 
   return np.kron(a_t, a_t), np.kron(g, g), np.kron(b_t, b_t)
 
 
-# SubPixelGradConv's 'auto' takes Winograd from this many input channels (each tile's
+# The layers' CPU 'auto' choices take Winograd from this many input channels (each tile's
 # transform is a memory-bound pass; the matmuls must be wide enough to pay for it).
 # 2-core CPU, forward + both gradients: D's 64-channel layer 126 ms of CPU against 177
 # ms; its 3-channel first layer 63 against 45.
