@@ -260,6 +260,12 @@ class _SquareConv(nn.Module):
     return (self.winograd and jax.default_backend() == 'cpu' and
             in_features >= _WINOGRAD_MIN_IN_FEATURES and window[0] == window[1] <= 3)
 
+  def _space_to_depth_winograd_pays(self, inputs: Array) -> bool:
+    """`_winograd_pays` for this strided layer's `_space_to_depth_conv` of `inputs`."""
+    window = tuple(len(_strided_tap_map(self.kernel_size, self.strides, size)[0])
+                   for size in inputs.shape[1:3])
+    return self._winograd_pays(inputs.shape[-1], window)
+
   def _parameters(self, inputs: Array) -> tuple[Array, Array, Array | None]:
     """(inputs, kernel, bias) in the compute dtype; called from `__call__`."""
     k, in_features = self.kernel_size, inputs.shape[-1]
@@ -460,12 +466,6 @@ class SubPixelConvTranspose(_SquareConv):
     return outputs + bias if bias is not None else outputs
 
 
-def _space_to_depth_window(size: tuple[int, int], kernel_size: int,
-                           stride: int) -> tuple[int, int]:
-  """Taps per axis of `_space_to_depth_conv`'s stride-1 convolution."""
-  return tuple(len(_strided_tap_map(kernel_size, stride, n)[0]) for n in size)
-
-
 def _space_to_depth_conv(inputs: Array, kernel: Array, stride: int,
                          conv: Callable[..., Array] = _conv) -> Array:
   """A SAME stride-s convolution as a stride-1 `conv` of the space-to-depth input.
@@ -498,8 +498,7 @@ class SpaceToDepthConv(_SquareConv):
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
     self._require_size_divisible_by_stride(inputs)
-    conv = (_winograd_conv if self._winograd_pays(inputs.shape[-1], _space_to_depth_window(
-        inputs.shape[1:3], self.kernel_size, self.strides)) else _conv)
+    conv = _winograd_conv if self._space_to_depth_winograd_pays(inputs) else _conv
     inputs, kernel, bias = self._parameters(inputs)
     outputs = _space_to_depth_conv(inputs, kernel, self.strides, conv=conv)
     return outputs + bias if bias is not None else outputs
@@ -576,13 +575,11 @@ class SubPixelGradConv(_SquareConv):
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
     self._require_size_divisible_by_stride(inputs)
-    in_features = inputs.shape[-1]
     inputs, kernel, bias = self._parameters(inputs)
     method = self.method
     if method == 'auto':
       method = ('xla' if jax.default_backend() != 'cpu' else
-                'winograd' if self._winograd_pays(in_features, _space_to_depth_window(
-                    inputs.shape[1:3], self.kernel_size, self.strides)) else 'subpixel_grad')
+                'winograd' if self._space_to_depth_winograd_pays(inputs) else 'subpixel_grad')
     if method == 'xla':
       outputs = _conv(inputs, kernel, 'SAME', self.strides)
     elif method == 'subpixel_grad':
