@@ -9,8 +9,10 @@ Rerunning the same command resumes from the latest checkpoint in --workdir.
 
 from gan import cpu_defaults
 
-# Each step's temporaries stay in the heap instead of being page-faulted in afresh (recap
-# 1038 -> 865 ms a step on 2 CPU cores); before the imports below start threads.
+# Before JAX starts its backends and before the imports below start threads: XLA:CPU
+# flags, and each step's temporaries kept in the heap instead of page-faulted in afresh
+# (docs/performance.md).
+cpu_defaults.apply_xla_flags()
 cpu_defaults.tune_malloc()
 
 from absl import app, flags, logging  # noqa: E402

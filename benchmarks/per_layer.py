@@ -41,14 +41,14 @@ OPS = ('fwd', 'dx', 'dw')
 def conv_layers(config) -> list[dict]:
   """G's transposed and D's strided convolutions in order: name, input [H, W, C], features,
   and how many times the seed's step runs each op of it."""
-  from gan import models
-  model, layers = config.model, []
+  from gan import data
+  model, layers = config.model.dcgan, []
   size, channels = model.G.base_size, model.G.base_channels
   for i, features in enumerate([*model.G.channels, model.G.out_channels]):
     layers.append({'name': f'G.ConvTranspose_{i}', 'input': (size, size, channels),
                    'features': features, 'per_step': {'fwd': 1, 'dx': 1, 'dw': 1}})
     size, channels = 2 * size, features
-  size, _, channels = models.image_shape(config)
+  size, _, channels = data.dataset_spec(config.data).image_shape
   for i, features in enumerate(model.D.channels):
     # Forward and kernel gradient on the real and on the fake batch; input gradients on
     # both for D's tape (the first layer's input needs none) and on the fake one for G's.
@@ -95,15 +95,15 @@ def _run_jax(compiled, variables, x) -> None:
 def time_jax(config, batch_size: int, repeats: int) -> dict[str, dict]:
   import jax
 
-  from gan import models
-  results = {}
+  from gan.models import dcgan
+  block, results = config.model.dcgan, {}
   for layer in conv_layers(config):
     if layer['name'].startswith('G.'):
-      module = models.conv_transpose_layer(config.model.conv_transpose_impl)(
-          layer['features'], config.model.G.kernel_size, 2, use_bias=False)
+      module = dcgan.conv_transpose_layer(block.conv_transpose_impl)(
+          layer['features'], block.G.kernel_size, 2, use_bias=False, winograd=block.winograd)
     else:
-      module = models.strided_conv_layer(config.model.strided_conv_impl)(
-          layer['features'], config.model.D.kernel_size, 2)
+      module = dcgan.strided_conv_layer(block.strided_conv_impl)(
+          layer['features'], block.D.kernel_size, 2, winograd=block.winograd)
     x = jax.random.normal(jax.random.PRNGKey(1), (batch_size, *layer['input']))
     results[layer['name']] = _time_jax_ops(module, x, repeats)
   return results

@@ -44,22 +44,21 @@ def time_jax(config, batch_size: int, repeats: int) -> dict[str, float]:
   import jax
   import jax.numpy as jnp
 
-  from gan import models
-  generator, discriminator = models.build_models(config)
+  from gan.networks import Networks
+  networks = Networks(config)
   keys = jax.random.split(jax.random.PRNGKey(0), 6)
-  z = jax.random.normal(keys[0], (batch_size, config.model.latent_dim))
-  images = jax.random.normal(keys[1], (batch_size, *models.image_shape(config)))
-  g_vars = generator.init(keys[2], z, train=False)
-  d_vars = discriminator.init(keys[3], images, train=False)
+  z = networks.latents(keys[0], batch_size)
+  labels = networks.labels(keys[1], batch_size)
+  images = jax.random.normal(keys[2], (batch_size, *networks.spec.image_shape))
+  g_vars, d_vars = networks.init(keys[3])
   g_cotangent = jax.random.normal(keys[4], images.shape)
 
   def g_apply(params):
-    return generator.apply({**g_vars, 'params': params}, z, train=True,
-                           mutable=['batch_stats'])[0]
+    return networks.generate_train(params, g_vars['batch_stats'], z, labels)[0]
 
   def d_apply(params, x):
-    return discriminator.apply({**d_vars, 'params': params}, x, train=True,
-                               mutable=['batch_stats'], rngs={'dropout': keys[5]})[0]
+    return networks.discriminate_train(params, d_vars.get('batch_stats', {}), x, labels,
+                                       keys[5])[0]
 
   def d_grads(params, x, wrt):
     logits, vjp = jax.vjp(d_apply, params, x)

@@ -42,12 +42,12 @@ class _Reshape(nn.Module):
 
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(G, D) as torch modules, NCHW, for a 'dcgan' config."""
-  m = config.model
+  m = config.model.dcgan
   # Keras/Flax momentum 0.99 (weight of the old average) is PyTorch momentum 0.01.
   bn2d = lambda c: nn.BatchNorm2d(c, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
   k, pad = m.G.kernel_size, m.G.kernel_size // 2
   size, channels = m.G.base_size, m.G.base_channels
-  g_layers = [nn.Linear(m.latent_dim, size * size * channels, bias=False),
+  g_layers = [nn.Linear(config.model.latent_dim, size * size * channels, bias=False),
               nn.BatchNorm1d(size * size * channels, eps=m.bn_epsilon, momentum=1 - m.bn_momentum),
               _act(m.G), _Reshape(channels, size, size)]
   in_ch = channels

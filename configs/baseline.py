@@ -17,12 +17,10 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/baseline.py --workdir runs/baseline
   python train.py --config configs/baseline.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU about 1.3 min an epoch (~660 img/s in the bench, README "Speed"; 2 min
-at 410-460 img/s before Winograd); after 3 epochs
-the grids show blurry blobs with repeated textures (README "Results"). On one H200 GPU
-with --config.model.compute_dtype=bfloat16 all 200 epochs take ~2.5 min (at one step a call;
---config.train.steps_per_call=65 logs ~240,000 img/s instead of ~110,000); the samples
-stay blurry blobs.
+Expect: on a 2-core CPU about 1.3 min an epoch; after 3 epochs the grids show blurry
+blobs with repeated textures. On one H200 GPU with --config.model.compute_dtype=bfloat16
+and --config.train.steps_per_call=65 all 200 epochs take a few minutes; the samples stay
+blurry blobs (docs/results.md, docs/performance.md).
 """
 
 import ml_collections
@@ -34,6 +32,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.seed = 0  # Every random number of a run (init, noise, dropout, shuffling) comes from it.
 
   config.data = ml_collections.ConfigDict()
+  config.data.dataset = 'cifar10'  # Fixes the image shape and the classes (gan.data.DATASETS).
   # 'auto': a local copy when `dir` or $GAN_CIFAR10_DIR names one (its format detected
   # from the files), TFDS otherwise. Or one of 'tfds', 'binary' (cifar-10-batches-bin),
   # 'python' (cifar-10-batches-py).
@@ -47,44 +46,51 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.data.on_device = True
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = 'dcgan'     # Registry key in gan.models.DESIGNS.
+  config.model.name = 'dcgan'     # Family: gan/models/<name>.py, settings in model.<name>.
   config.model.latent_dim = 100
-  # Keras BatchNormalization defaults: running = 0.99 * running + 0.01 * batch.
-  config.model.bn_momentum = 0.99
-  config.model.bn_epsilon = 1e-3
-  # 'subpixel' computes nn.ConvTranspose's function with the same parameters but without
-  # a zero-dilated convolution, which XLA:CPU runs 10-20x slower (jax-ml/jax#23783); its
-  # kernel gradient alone took 26 s a step. For D's strided convolutions 'subpixel_grad'
-  # computes the input gradient, a zero-dilated convolution too, by phases on the CPU
-  # (recap 256-260 -> 271-280 img/s); 'space_to_depth' (a stride-1 convolution of the
-  # folded input) measured no faster than 'flax'. Each is tested equal to the Flax layer.
-  config.model.conv_transpose_impl = 'subpixel'
-  config.model.strided_conv_impl = 'subpixel_grad'
-  # CPU only: both rewrites run their wide convolutions by Winograd's F(4x4, 3x3), 4x
-  # fewer multiplies (recap step 804 -> 556 ms on 2 cores), at a float32 rounding of
-  # ~2e-5 of each output's scale; False keeps the exact-tap convolutions.
-  config.model.winograd = True
+  config.model.conditional = False  # Whether G and D are given class labels.
   config.model.compute_dtype = 'float32'  # 'bfloat16' on GPU/TPU; parameters stay float32.
 
-  config.model.G = ml_collections.ConfigDict()
-  config.model.G.base_size = 4              # Dense output is base_size^2 * base_channels,
-  config.model.G.base_channels = 256        # reshaped to [base_size, base_size, channels].
-  config.model.G.channels = (128, 64)       # Hidden ConvTranspose widths, each doubling the size.
-  config.model.G.out_channels = 3           # The last ConvTranspose, then tanh.
-  config.model.G.kernel_size = 5
-  config.model.G.activation = 'leaky_relu'  # 'leaky_relu' or 'relu'.
-  config.model.G.leaky_slope = 0.3          # Keras' LeakyReLU default alpha.
+  config.model.dcgan = dcgan = ml_collections.ConfigDict()
+  # Keras BatchNormalization defaults: running = 0.99 * running + 0.01 * batch.
+  dcgan.bn_momentum = 0.99
+  dcgan.bn_epsilon = 1e-3
+  # How the strided layers run (gan.ops). 'subpixel' computes nn.ConvTranspose's function
+  # with the same parameters but without a zero-dilated convolution, which XLA:CPU runs
+  # 10-20x slower (jax-ml/jax#23783); 'subpixel_grad' does the same for the input
+  # gradient of D's strided convolutions; 'space_to_depth' is a stride-1 convolution of
+  # the folded input; 'flax' is Flax's own layer. Each is tested equal to the Flax layer.
+  dcgan.conv_transpose_impl = 'subpixel'
+  dcgan.strided_conv_impl = 'subpixel_grad'
+  # CPU only: both rewrites run their wide convolutions by Winograd's F(4x4, 3x3), 4x
+  # fewer multiplies, at a float32 rounding of ~2e-5 of each output's scale; False keeps
+  # the exact-tap convolutions.
+  dcgan.winograd = True
 
-  config.model.D = ml_collections.ConfigDict()
-  config.model.D.channels = (64, 128)       # Stride-2 convolutions.
-  config.model.D.batch_norm = (False, False)  # BatchNorm after each convolution or not.
-  config.model.D.kernel_size = 5
-  config.model.D.activation = 'leaky_relu'
-  config.model.D.leaky_slope = 0.3
-  config.model.D.dropout = 0.3              # After each activation; 0 disables.
+  dcgan.G = ml_collections.ConfigDict()
+  dcgan.G.base_size = 4              # Dense output is base_size^2 * base_channels,
+  dcgan.G.base_channels = 256        # reshaped to [base_size, base_size, channels].
+  dcgan.G.channels = (128, 64)       # Hidden ConvTranspose widths, each doubling the size.
+  dcgan.G.out_channels = 3           # The last ConvTranspose, then tanh.
+  dcgan.G.kernel_size = 5
+  dcgan.G.activation = 'leaky_relu'  # 'leaky_relu' or 'relu'.
+  dcgan.G.leaky_slope = 0.3          # Keras' LeakyReLU default alpha.
+
+  dcgan.D = ml_collections.ConfigDict()
+  dcgan.D.channels = (64, 128)       # Stride-2 convolutions.
+  dcgan.D.batch_norm = (False, False)  # BatchNorm after each convolution or not.
+  dcgan.D.kernel_size = 5
+  dcgan.D.activation = 'leaky_relu'
+  dcgan.D.leaky_slope = 0.3
+  dcgan.D.dropout = 0.3              # After each activation; 0 disables.
 
   config.loss = ml_collections.ConfigDict()
   config.loss.name = 'non_saturating'  # G minimises BCE(1, D(G(z))); D minimises BCE(1, real) + BCE(0, fake).
+
+  # Augmentations of everything D sees, real and fake (gan/augment/): comma-separated
+  # names, e.g. 'flip'; '' none, as the seed.
+  config.augment = ml_collections.ConfigDict()
+  config.augment.policy = ''
 
   config.optim = ml_collections.ConfigDict()
   for net in ('G', 'D'):
@@ -96,45 +102,54 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.optim[net].eps = 1e-7  # Keras' Adam epsilon (optax defaults to 1e-8).
 
   config.train = ml_collections.ConfigDict()
-  config.train.batch_size = 256   # Global batch, split over all devices; the last partial
-                                  # batch of an epoch is dropped (195 steps an epoch).
+  config.train.batch_size = 256   # D's real batch (global, split over all devices); the
+                                  # last partial batch of an epoch is dropped (195 steps).
+  config.train.g_batch_size = 0   # G's samples per G update; 0: batch_size.
+  config.train.n_dis = 1          # D updates per G update, each on its own real batch.
   config.train.num_epochs = 200
-  # 'simultaneous': the seed's step, G and D updated from one forward pass (two tapes).
-  # 'alternating': a D step, then a G step on fresh noise against the updated D.
+  # 'simultaneous': the seed's step, G and D updated from one forward pass (two tapes;
+  # n_dis 1, G's batch = D's). 'alternating': n_dis D steps, then a G step on fresh
+  # noise against the updated D.
   config.train.update_rule = 'simultaneous'
-  # Keep an exponential moving average of G's parameters with this decay (0: none, as the
-  # seed). When kept, grids and FID sample the average, which is usually better than the
-  # last iterate (Yazici et al. 2019); 0.999 averages over the last ~1000 steps.
+  # An exponential moving average of G's parameters, by its decay per step or by its
+  # half-life in kimg (StyleGAN2-ADA's ema_kimg; wins over the decay); 0 and 0: none, as
+  # the seed. When kept, grids and metrics sample the average, usually better than the
+  # last iterate (Yazici et al. 2019).
   config.train.g_ema_decay = 0.0
-  # PRNG of D's dropout masks. 'rbg' (XLA's RngBitGenerator) draws Bernoulli masks of the
-  # same distribution as JAX's default 'threefry2x32', 3x faster on the CPU (a
-  # [256, 16, 16, 64] mask 6.0 vs 19.9 ms): the baseline step 4-5% faster. Its streams may
-  # differ between CPU and GPU/TPU; 'threefry2x32' redraws the masks of runs made before.
+  config.train.g_ema_half_life_kimg = 0.0
+  # PRNG of D's dropout masks: 'rbg' (XLA's RngBitGenerator) draws Bernoulli masks of the
+  # same distribution as JAX's default 'threefry2x32', several times faster on the CPU.
+  # Its streams may differ between CPU and GPU/TPU.
   config.train.dropout_rng = 'rbg'
   config.train.log_every_steps = 50  # Host sync period: metrics of every step are written then.
   # Steps per compiled call (a lax.scan with each batch gathered on the device): one
-  # dispatch for k steps. 1 on the CPU, where a step takes ~1 s; on a GPU, where a step
-  # takes ~1 ms, 39 or 65 (divisors of the 195 steps of an epoch at batch 256; another k
-  # compiles a second program for the epoch's remainder). SIGTERM stops after a call.
+  # dispatch for k steps. 1 on the CPU, where a step takes about a second; on a GPU,
+  # where it takes about a millisecond, a divisor of the steps of an epoch such as 39
+  # or 65 (another k compiles a second program for the epoch's remainder).
   config.train.steps_per_call = 1
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.grid_size = 8          # Fixed-noise grid of grid_size^2 samples, every epoch.
+  # Periodic work is scheduled as '<number> <unit>', unit epoch(s), kimg or step(s)
+  # (gan.schedule); '' never. Work falls due at the end of the call of steps that reaches
+  # its time, and always at the end of training.
+  config.eval.samples_every = '1 epoch'  # Fixed-noise grid (and at step 0).
+  config.eval.grid_size = 8          # The grid holds grid_size^2 samples.
   config.eval.gif_fps = 4
   config.eval.curve_smoothing = 0.98  # EMA factor of the trend lines in curves.png.
-  # FID/KID of G during training, every this many epochs (0: off). Off here: on a 2-core
-  # CPU the FID Inception runs ~10 img/s (10k samples ~16 min); turn it on for GPU/TPU runs
-  # or use `python -m gan.evaluate` on a finished run.
-  config.eval.every_epochs = 0
+  # Metrics of G during training (gan/metrics/, by name). Off here: on a 2-core CPU the
+  # FID Inception runs ~20 img/s; turn it on for GPU/TPU runs (e.g. '10 epochs') or
+  # use `python -m gan.evaluate` on a finished run.
+  config.eval.every = ''
+  config.eval.metrics = ('fid', 'kid', 'recognisability')  # + 'inception_score' (below).
   config.eval.num_samples = 10_000
   config.eval.reference_split = 'train'  # CIFAR-10 split the samples are compared with.
-  config.eval.batch_size = 25            # Inception batch: 25 measured fastest on CPU.
-  # A weights file with the reference Inception's 1008-way logits layer, for the Inception
-  # Score (see gan.metrics.inception_score); '' reads $GAN_INCEPTION_LOGITS, no IS if unset.
+  config.eval.batch_size = 25            # Inception batch (25 fastest on a CPU).
+  # A weights file with the reference Inception's 1008-way logits layer, needed by the
+  # 'inception_score' metric (gan.metrics.inception_score); '' reads $GAN_INCEPTION_LOGITS.
   config.eval.inception_logits = ''
 
   config.checkpoint = ml_collections.ConfigDict()
-  config.checkpoint.every_epochs = 1
+  config.checkpoint.every = '1 epoch'  # Also at the end and when stopped (SIGTERM, Ctrl-C).
   config.checkpoint.max_to_keep = 2
 
   config.log = ml_collections.ConfigDict()

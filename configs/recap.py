@@ -11,11 +11,9 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/recap.py --workdir runs/recap
   python train.py --config configs/recap.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Expect: on a 2-core CPU about 1.8 min an epoch (~480 img/s in the bench, README "Speed"; 3 min
-at 270-300 img/s before Winograd); on one H200 GPU
-with --config.model.compute_dtype=bfloat16 all 100 epochs in ~75 s, reaching FID ~53
-(10,000 samples against the train set; README "Results"), and ~65 s with
---config.train.steps_per_call=65 (~200,000 img/s logged instead of ~100,000-140,000).
+Expect: on a 2-core CPU about 1.8 min an epoch; on one H200 GPU with
+--config.model.compute_dtype=bfloat16 --config.train.steps_per_call=65 all 100 epochs in
+about a minute, reaching FID ~53 (10,000 samples against the train set; docs/results.md).
 """
 
 import ml_collections
@@ -28,13 +26,14 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = baseline.get_config()
   # G: wider first ConvTranspose (the DCGAN paper halves channels per layer from the
   # dense block) and ReLU, as Radford et al. use in the generator.
-  config.model.G.channels = (256, 128)
-  config.model.G.activation = 'relu'
+  dcgan = config.model.dcgan
+  dcgan.G.channels = (256, 128)
+  dcgan.G.activation = 'relu'
   # D: LeakyReLU(0.2) as in DCGAN; BatchNorm on the second convolution replaces dropout
   # as the stabiliser.
-  config.model.D.leaky_slope = 0.2
-  config.model.D.dropout = 0.0
-  config.model.D.batch_norm = (False, True)
+  dcgan.D.leaky_slope = 0.2
+  dcgan.D.dropout = 0.0
+  dcgan.D.batch_norm = (False, True)
   # DCGAN's optimiser: a larger step, and beta1 = 0.5 damps the momentum that makes the
   # adversarial game oscillate.
   for net in ('G', 'D'):

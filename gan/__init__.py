@@ -1,9 +1,6 @@
-"""GANs on CIFAR-10 in JAX/Flax: models, input pipeline, train step and loop, metrics.
+"""GANs on CIFAR-10 in JAX/Flax: model families, input pipeline, train step and loop, metrics.
 
-Importing the package sets XLA:CPU flags measured faster for these networks, before JAX
-starts its backends: see `gan.cpu_defaults` (GAN_CPU_DEFAULTS=0 opts out).
+Importing the package changes nothing in the process: the entry points (train.py and the
+`python -m gan.X` commands) apply the CPU runtime settings of `gan.cpu_defaults`
+themselves, before JAX starts its backends.
 """
-
-from gan import cpu_defaults
-
-cpu_defaults.apply_xla_flags()

@@ -16,9 +16,9 @@ step, not the input pipeline.
 `--torch` also times the PyTorch reference (benchmarks/torch_dcgan.py) on the same device,
 in a process of its own, in `--rounds` rounds that alternate which framework goes first;
 each framework's img/s is the median over all its windows, and each round's ratio is
-kept. A shared process slowed PyTorch's step when the two took turns in it (1.06x in
-alternating windows where separate processes measured 0.95x), and this CPU's speed drifts
-by up to 10% within minutes, so neither a shared process nor one round each is fair.
+kept. A shared process slowed PyTorch's step when the two took turns in it, and a CPU's
+speed drifts within minutes, so neither a shared process nor one round each is fair
+(docs/performance.md).
 On a GPU, JAX's process keeps its preallocated device memory (75% by default) while
 PyTorch runs; lower XLA_PYTHON_CLIENT_MEM_FRACTION if PyTorch runs out of memory.
 
@@ -32,33 +32,25 @@ same way: img/s as the median of `--windows` windows of one batch each.
 
 import functools
 import json
-import math
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from gan import cpu_defaults
 
 # As train.py does; PyTorch's reference runs in this process and gets the same malloc.
 # Before the imports below start threads (see its docstring); not when tests import this.
+if __name__ == '__main__':
+  cpu_defaults.apply_xla_flags()
 _MALLOC_TUNED = __name__ == '__main__' and cpu_defaults.tune_malloc()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from gan import models, steps  # noqa: E402
 from gan.config_files import apply_overrides, load_config  # noqa: E402
-from gan.loop import make_mesh  # noqa: E402
-from gan.state import create_state  # noqa: E402
-from gan.validation import validate_config  # noqa: E402
+from gan.timing import bench_inception, bench_step, matmul_peak_gflops  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -110,150 +102,6 @@ def torch_reference_rates(config_path: str, overrides: list[str], batch_size: in
   if env is not None:
     env.update({key: report[key] for key in ('torch', 'torch_threads', 'torch_device')})
   return report['img_per_sec']
-
-
-def _peak_memory_mb() -> float:
-  stats = jax.devices()[0].memory_stats() or {}
-  if 'peak_bytes_in_use' in stats:
-    return stats['peak_bytes_in_use'] / 2**20
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB.
-
-
-def _flops(stage) -> float:
-  """FLOPs by XLA's cost analysis of a `jax.stages.Lowered` or `Compiled` module (NaN
-  where the backend gives none)."""
-  cost = stage.cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  return float(cost.get('flops', float('nan'))) if cost else float('nan')
-
-
-def step_flops(step_fn: Callable, *args) -> float:
-  """FLOPs of `step_fn(*args)` by XLA's cost analysis of the step as lowered for the host
-  CPU, traced as for the default device (the layers take their GPU paths on a GPU host).
-
-  The GPU's own counts fail both ways: its lowered module has no cost analysis (None
-  with jax 0.11.2 on an H200), and its compiled module's leaves out the convolutions
-  that became cuDNN calls (it counted 1.3 of recap's 187 GFLOP a step). On the CPU the
-  lowered and compiled counts differ by XLA's rewrites only: 0.4% for recap at batch 256.
-  """
-  try:
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices('cpu')[0])
-  except RuntimeError:  # JAX_PLATFORMS left the CPU out.
-    return float('nan')
-  on_cpu = lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=cpu)
-  return _flops(jax.jit(step_fn).lower(*jax.tree.map(on_cpu, args)))
-
-
-def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup: int,
-               reference: Callable[[], list[float]] | None = None, rounds: int = 1) -> dict:
-  """Times `config`'s train step at `batch_size`; returns one result row.
-
-  With a `reference` (a callable timing another implementation's windows, in img/s),
-  `rounds` rounds of `num_windows` windows each, alternating which goes first; the row
-  gets the reference's median, min and max too, and each round's ratio of medians.
-  """
-  config = config.copy_and_resolve_references()
-  config.train.batch_size = batch_size
-  mesh = make_mesh()
-  validate_config(config, mesh.size)
-  generator, discriminator = models.build_models(config)
-  state = jax.jit(lambda: create_state(config, generator, discriminator),
-                  out_shardings=steps.replicated(mesh))()
-  train_step = steps.make_train_step(config, generator, discriminator, mesh)
-  batch = jax.device_put(
-      np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
-      steps.batch_sharding(mesh))
-
-  start = time.perf_counter()
-  lowered = train_step.lower(state, batch)
-  lowered.compile()  # Compilation alone, without a first run of the step.
-  compile_s = time.perf_counter() - start
-  flops = _flops(lowered)
-  if math.isnan(flops):  # A GPU's lowered module: count the step lowered for the host.
-    flops = step_flops(steps.make_step_fn(config, generator, discriminator), state, batch)
-
-  for _ in range(warmup):
-    state, metrics = train_step(state, batch)
-  jax.block_until_ready(state)
-
-  cpu_seconds = []  # The process's CPU time (all threads) of each window.
-
-  def time_windows() -> list[float]:
-    nonlocal state
-    rates = []
-    for _ in range(num_windows):
-      start, cpu_start = time.perf_counter(), time.process_time()
-      for _ in range(num_steps):
-        state, metrics = train_step(state, batch)
-      jax.block_until_ready((state, metrics))
-      rates.append(num_steps * batch_size / (time.perf_counter() - start))
-      cpu_seconds.append(time.process_time() - cpu_start)
-    return rates
-
-  rates, reference_rates, round_ratios = [], [], []
-  for round_index in range(rounds if reference else 1):
-    if reference and round_index % 2:
-      theirs = reference()
-      ours = time_windows()
-    else:
-      ours = time_windows()
-      theirs = reference() if reference else []
-    rates += ours
-    reference_rates += theirs
-    if reference:
-      round_ratios.append(statistics.median(ours) / statistics.median(theirs))
-  median = statistics.median(rates)
-  row = {
-      'batch_size': batch_size,
-      'img_per_sec': median, 'img_per_sec_min': min(rates), 'img_per_sec_max': max(rates),
-      'ms_per_step': 1000 * batch_size / median,
-      'compile_s': compile_s,
-      'gflop_per_step': flops / 1e9,
-      'gflop_per_sec': flops / 1e9 * median / batch_size,
-      'peak_memory_mb': _peak_memory_mb(),
-      # Host CPU per step: on a CPU, the cores' work (the step may keep them all busy).
-      'cpu_ms_per_step': 1000 * statistics.median(cpu_seconds) / num_steps,
-  }
-  if reference:
-    row['torch_img_per_sec'] = statistics.median(reference_rates)
-    row['torch_img_per_sec_min'] = min(reference_rates)
-    row['torch_img_per_sec_max'] = max(reference_rates)
-    row['jax_over_torch'] = median / row['torch_img_per_sec']
-    row['jax_over_torch_rounds'] = round_ratios
-  return row
-
-
-def bench_inception(batch_size: int, num_windows: int) -> dict:
-  """Times the FID feature extractor on random uint8 32x32 images; one result row."""
-  from gan.metrics.inception import FeatureExtractor
-  extractor = FeatureExtractor(batch_size)
-  images = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
-  start = time.perf_counter()
-  extractor(images)  # Compiles, then runs once.
-  first_s = time.perf_counter() - start
-  rates = []
-  for _ in range(num_windows):
-    start = time.perf_counter()
-    extractor(images)  # Returns a host array: the work is done when it returns.
-    rates.append(batch_size / (time.perf_counter() - start))
-  median = statistics.median(rates)
-  return {'batch_size': batch_size, 'img_per_sec': median, 'img_per_sec_min': min(rates),
-          'img_per_sec_max': max(rates), 'compile_and_first_batch_s': first_s,
-          'seconds_per_10k': 10_000 / median, 'peak_memory_mb': _peak_memory_mb()}
-
-
-def matmul_peak_gflops(size: int = 3072, repeats: int = 5) -> float:
-  """The device's float32 matmul rate (median of `repeats`): the yardstick for the step's
-  fraction of peak. On this project's 2-core CPU it measured 283-316 GFLOP/s."""
-  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
-  matmul = jax.jit(lambda x: x @ x)  # Default precision, as the train step uses.
-  jax.block_until_ready(matmul(a))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(matmul(a))
-    times.append(time.perf_counter() - start)
-  return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
 def environment() -> dict:

@@ -35,24 +35,50 @@ class Checkpointer:
       self._manager.wait_until_finished()
     return step
 
-  def restore_latest(self, template: GANState) -> GANState | None:
-    """The newest saved state, laid out (shapes, dtypes, shardings) like `template`."""
+  def restore_latest(self, template: GANState,
+                     images_per_step: int | None = None) -> GANState | None:
+    """The newest saved state, laid out (shapes, dtypes, shardings) like `template`.
+
+    A checkpoint written before a field of GANState existed still restores: without
+    `g_ema` as a run keeping none (an error when `template` keeps one); without
+    `images_shown` with step * `images_per_step` images shown.
+    """
     step = self._manager.latest_step()
     if step is None:
       return None
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except ValueError as error:
-      if 'g_ema' not in str(error):
+    except ValueError:
+      saved = self._saved_fields(step)
+      if saved is None or not {'g', 'd', 'step', 'key'} <= saved:
         raise
-      if template.g_ema is not None:
-        raise ValueError(f'The checkpoint of step {step} holds no EMA of G, but '
-                         f'train.g_ema_decay > 0 asks for one: resume with '
-                         f'--config.train.g_ema_decay=0, or start a new --workdir.') from error
-    # Saved before GANState had g_ema: restore the other fields, keep no EMA.
-    fields = {name: getattr(abstract, name) for name in ('g', 'd', 'step', 'key')}
-    return GANState(**self._manager.restore(step, args=ocp.args.StandardRestore(fields)))
+    if template.g_ema is not None and 'g_ema' not in saved:
+      raise ValueError(f'The checkpoint of step {step} holds no EMA of G, but the config '
+                       f'asks for one (train.g_ema_decay or train.g_ema_half_life_kimg): '
+                       f'resume with both 0, or start a new --workdir.')
+    if 'images_shown' not in saved and images_per_step is None:
+      raise ValueError(f'The checkpoint of step {step} does not count the images shown; '
+                       f'give images_per_step to restore it.')
+    names = ['g', 'd', 'step', 'key'] + [name for name in ('images_shown', 'g_ema')
+                                         if name in saved and getattr(template, name) is not None]
+    fields = self._manager.restore(step, args=ocp.args.StandardRestore(
+        {name: getattr(abstract, name) for name in names}))
+    if 'images_shown' not in fields:
+      shown = jax.numpy.asarray(int(fields['step']) * images_per_step, jax.numpy.int32)
+      fields['images_shown'] = jax.device_put(shown, template.images_shown.sharding)
+    return GANState(**{**fields, 'g_ema': fields.get('g_ema')})
+
+  def _saved_fields(self, step: int) -> set[str] | None:
+    """The top-level fields of the checkpoint of `step` that hold arrays."""
+    try:
+      metadata = self._manager.item_metadata(step)
+    except (ValueError, FileNotFoundError, KeyError):
+      return None
+    tree = getattr(metadata, 'tree', metadata)
+    if not isinstance(tree, dict):
+      return None
+    return {name for name, value in tree.items() if jax.tree_util.tree_leaves(value)}
 
   def close(self) -> None:
     self._manager.close()

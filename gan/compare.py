@@ -37,11 +37,12 @@ def summarize_run(workdir: Path) -> dict:
   g_params, d_params = (summary.total_parameters(layers)
                         for layers in summary.network_layers(config))
   mean = lambda key: float(np.mean([r[key] for r in final]))
-  evals = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'eval/fid' in r]
+  evals = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl')
+           if 'eval/num_samples' in r]
   quality = {}
   if evals:
     last = evals[-1]
-    quality = {'FID': last['eval/fid'], 'KID': last['eval/kid'],
+    quality = {'FID': last.get('eval/fid', np.nan), 'KID': last.get('eval/kid', np.nan),
                'recognisable': last.get('eval/recognisable', np.nan),
                'class entropy': last.get('eval/class_entropy', np.nan),
                'IS': last.get('eval/is', np.nan),
@@ -52,7 +53,7 @@ def summarize_run(workdir: Path) -> dict:
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
       'G loss': mean('G/loss'), 'D loss': mean('D/loss'),
       'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
-      'grid': sorted((workdir / 'samples').glob('epoch_*.png'))[-1], **quality,
+      'grid': visualize.grid_files(workdir)[-1][1], **quality,
   }
 
 
@@ -83,7 +84,7 @@ def grids_side_by_side(rows: list[dict], path: Path) -> None:
   fig, axes = plt.subplots(1, len(rows), figsize=(4 * len(rows), 4.4), squeeze=False)
   for ax, row in zip(axes[0], rows):
     ax.imshow(np.asarray(Image.open(row['grid']).convert('RGB')))
-    ax.set_title(f'{row["run"]}: {row["grid"].stem.replace("_", " ")}')
+    ax.set_title(f'{row["run"]}: epoch {row["epochs"]:g}')
     ax.axis('off')
   fig.tight_layout()
   fig.savefig(path, dpi=100)
@@ -104,4 +105,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  from gan import cpu_defaults
+  cpu_defaults.apply_xla_flags()
   app.run(main)

@@ -1,7 +1,9 @@
-"""Loads a config file given as `path[:variant]`, as `--config` flags spell it."""
+"""Config files: loading `path[:variant]` as `--config` flags spell it, overrides, and
+the resolved config a run records."""
 
 import ast
 import importlib.util
+import json
 from pathlib import Path
 
 import ml_collections
@@ -42,3 +44,26 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
     if leaf not in node:
       raise KeyError(f'Override {item!r}: the config has no field {key!r}.')
     node[leaf] = value
+
+
+def record_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  """Writes `workdir/config.json`; says loudly when it replaces a different stored config
+  (the config given now always wins)."""
+  path = workdir / 'config.json'
+  current = json.loads(config.to_json_best_effort())
+  if path.exists():
+    changed = sorted(_diff_keys(json.loads(path.read_text()), current))
+    if changed:
+      print(f'WARNING: {path} holds a different config; using the one given now. '
+            f'Changed: {", ".join(changed)}', flush=True)
+  path.write_text(json.dumps(current, indent=2, sort_keys=True) + '\n')
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = '') -> list[str]:
+  keys = []
+  for key in sorted(set(a) | set(b)):
+    if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+      keys += _diff_keys(a[key], b[key], f'{prefix}{key}.')
+    elif a.get(key) != b.get(key):
+      keys.append(prefix + key)
+  return keys

@@ -1,34 +1,26 @@
 """CPU runtime settings this project measured faster, applied before JAX starts.
 
-Both are process-wide and GAN_CPU_DEFAULTS=0 turns both off; measured on a 2-core x86
-CPU, jax 0.10.2, batch 256 (README "Speed"):
+Both are process-wide, applied by the entry points (train.py, `python -m gan.X`, the
+tests' conftest), never on `import gan`; GAN_CPU_DEFAULTS=0 turns both off. What each
+bought, measured on a 2-core x86 CPU with jax 0.10.2, is in docs/performance.md.
 
-1. XLA_FLAGS, set by `gan/__init__.py` on import: convolutions off YNNPACK. jaxlib
-   0.10's XLA:CPU hands convolutions, dots, reductions and element-wise ops to YNNPACK
-   ("ynn fusions"); its convolutions run this project's layers several times slower than
-   XLA's own (Eigen). YNNPACK stays on for reductions, without which XLA:CPU splits the
-   BatchNorm sums into slow windowed ones.
+1. XLA_FLAGS (`apply_xla_flags`): convolutions off YNNPACK. jaxlib 0.10's XLA:CPU hands
+   convolutions, dots, reductions and element-wise ops to YNNPACK ("ynn fusions"); its
+   convolutions run this project's layers several times slower than XLA's own (Eigen).
+   YNNPACK stays on for reductions, without which XLA:CPU splits the BatchNorm sums into
+   slow windowed ones. And XLA:CPU's older loop emitters instead of its new MLIR fusion
+   emitters (--xla_cpu_use_fusion_emitters=false): faster steps in alternating runs,
+   although layout transposes got slower; a measured net effect.
 
-     forward / kernel gradient, ms   YNNPACK default   reductions only
-     D's 5x5/2 conv 64->128              29 / 68           23 / 34
-     a 2x2 conv 256->512 (G's blocks)   180 / 471          59 / 64
-     recap train step                  1084-1122         1003-1044
-     FID Inception features            10.5 img/s        19.3 img/s
-
-   And XLA:CPU's older loop emitters instead of its new MLIR fusion emitters
-   (--xla_cpu_use_fusion_emitters=false): the recap step 1086-1163 -> 918-1006 ms in
-   alternating runs, although layout transposes got slower; a measured net effect.
-
-2. glibc malloc, set by the programs that run many steps (train.py, `gan.bench`) before
-   their imports start threads: one arena, no mmap, no trimming. XLA:CPU mallocs each
-   step's temporaries (447 MB in one block for the recap step) from its worker threads; glibc
-   serves such blocks with fresh mmap pages and unmaps them on free, so every step
-   page-faulted and zero-filled ~730 MB: 0.29 s of kernel time, recap step 1038 ms. Kept
-   in the heap, the next step reuses them: 0 faults, 865 ms. The process keeps its peak
-   memory. Not on import: the one arena slows XLA's multi-threaded compiler (recap step
-   3.0 -> 4.9 s), and the tests, which compile much and step little, took 419 s instead
-   of 385. Only on glibc, and not when a GPU/TPU plugin is installed (device memory is
-   what matters there, and one arena could make many host threads contend).
+2. glibc malloc (`tune_malloc`), set by the programs that run many steps (train.py,
+   `gan.bench`) before their imports start threads: one arena, no mmap, no trimming.
+   XLA:CPU mallocs each step's temporaries (hundreds of MB) from its worker threads;
+   glibc serves such blocks with fresh mmap pages and unmaps them on free, so every step
+   page-faulted and zero-filled them again. Kept in the heap, the next step reuses them.
+   The process keeps its peak memory. Not for every program: the one arena slows XLA's
+   multi-threaded compiler, which the tests (much compiling, few steps) feel. Only on
+   glibc, and not when a GPU/TPU plugin is installed (device memory is what matters
+   there, and one arena could make many host threads contend).
 """
 
 import ctypes

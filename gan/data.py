@@ -11,9 +11,12 @@ Sources (`config.data.source`):
             format told by its files), TFDS otherwise.
 
 Every reader returns images [N, 32, 32, 3] uint8 and labels [N] int32 in the official
-order, or raises `DataError` naming the path and what was expected.
+order, or raises `DataError` naming the path and what was expected. `dataset_spec` says
+what the models must fit (image shape, classes); training batches are dicts
+{'image': uint8 [N, H, W, C], 'label': int32 [N]}.
 """
 
+import dataclasses
 import io
 import os
 import pickle
@@ -25,8 +28,29 @@ import ml_collections
 import numpy as np
 
 ENV_DIR = 'GAN_CIFAR10_DIR'
-IMAGE_SHAPE = (32, 32, 3)
-NUM_CLASSES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """What a data set fixes for the models: image shape and the classes of its labels."""
+  image_shape: tuple[int, int, int]
+  class_names: tuple[str, ...]
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+
+# Data sets by `config.data.dataset`.
+DATASETS = {
+    'cifar10': DatasetSpec((32, 32, 3), ('airplane', 'automobile', 'bird', 'cat', 'deer',
+                                         'dog', 'frog', 'horse', 'ship', 'truck')),
+}
+# Where the images come from (`config.data.source`), the one list of them.
+SOURCES = ('auto', 'tfds', 'binary', 'python')
+SPLITS = ('train', 'test')
+IMAGE_SHAPE = DATASETS['cifar10'].image_shape
+NUM_CLASSES = DATASETS['cifar10'].num_classes
 _RECORD_BYTES = 1 + 32 * 32 * 3  # One label byte, then the R, G and B planes.
 _SPLIT_FILES = {
     'train': [f'data_batch_{i}' for i in range(1, 6)],
@@ -43,6 +67,13 @@ def to_float(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
+def dataset_spec(data_config: ml_collections.ConfigDict) -> DatasetSpec:
+  if data_config.dataset not in DATASETS:
+    raise DataError(f'Unknown config.data.dataset={data_config.dataset!r}; known: '
+                    f'{sorted(DATASETS)}.')
+  return DATASETS[data_config.dataset]
+
+
 def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   """The order of the examples in `epoch`: a function of (seed, epoch) alone, so a run
   resumed mid-epoch sees the same batches as an uninterrupted one."""
@@ -51,7 +82,7 @@ def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 def _split_files(split: str) -> list[str]:
   if split not in _SPLIT_FILES:
-    raise DataError(f"Unknown CIFAR-10 split {split!r}; use 'train' or 'test'.")
+    raise DataError(f'Unknown CIFAR-10 split {split!r}; use one of {SPLITS}.')
   return _SPLIT_FILES[split]
 
 
@@ -178,12 +209,14 @@ def detect_format(directory: str | Path, split: str = 'train') -> tuple[str, Pat
 def load_split(split: str, directory: str = '', num_examples: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
   """A split with the default data settings: `directory`, else $GAN_CIFAR10_DIR, else TFDS."""
-  return load(ml_collections.ConfigDict({'source': 'auto', 'dir': directory, 'tfds_data_dir': '',
-                                         'split': split, 'num_examples': num_examples}))
+  return load(ml_collections.ConfigDict({'dataset': 'cifar10', 'source': 'auto',
+                                         'dir': directory, 'tfds_data_dir': '', 'split': split,
+                                         'num_examples': num_examples}))
 
 
 def load(data_config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """(images uint8 [N, 32, 32, 3], labels int32 [N]) as `config.data` selects."""
+  dataset_spec(data_config)  # Only CIFAR-10 is read here; anything else fails by name.
   source = data_config.source
   directory = data_config.dir or os.environ.get(ENV_DIR, '')
   if source == 'auto':
@@ -201,8 +234,7 @@ def load(data_config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray
     reader = read_binary if found == 'binary' else read_python
     images, labels = reader(folder, data_config.split)
   else:
-    raise DataError(f"Unknown config.data.source={source!r}; use 'auto', 'tfds', 'binary' "
-                    f"or 'python'.")
+    raise DataError(f'Unknown config.data.source={source!r}; use one of {SOURCES}.')
   if data_config.num_examples:
     if data_config.num_examples > len(images):
       raise DataError(f'config.data.num_examples={data_config.num_examples} exceeds the '

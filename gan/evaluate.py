@@ -1,116 +1,110 @@
 r"""Sample quality of a run's generator, appended to its metrics file.
 
   python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
-                         [--batch_size 50] [--inception_logits PATH]
+                         [--metrics fid,kid,recognisability] [--batch_size 50]
+                         [--inception_logits PATH]
 
 Samples G (inference mode, its EMA parameters when the run keeps them, noise from the
-run's own 'eval' random stream) at the latest checkpoint, quantised to uint8, and measures:
+run's own 'eval' random stream, labels balanced over the classes for a conditional
+model) at the latest checkpoint, quantised to uint8, and measures each metric named
+(`gan.metrics`; default: the run's `config.eval.metrics`):
 
-  - FID and KID against the reference split, from the reference FID Inception's features
-    (gan.metrics.inception); the split's mean, covariance and KID features are cached under
-    $GAN_CACHE_DIR keyed by the split's checksum;
-  - recognisability (gan.classifier): the share of samples the project's CIFAR-10
-    classifier assigns a class with probability >= 0.9, the class histogram and its entropy;
-  - the Inception Score, when a weights file with the 1008-way logits layer is given
-    (`--inception_logits`, `config.eval.inception_logits` or $GAN_INCEPTION_LOGITS; see
-    gan.metrics.inception_score).
+  - 'fid', 'kid': against the reference split, from the reference FID Inception's features;
+    the split's statistics are cached under $GAN_CACHE_DIR keyed by its checksum;
+  - 'recognisability': the share of samples the project's CIFAR-10 classifier assigns a
+    class with probability >= 0.9, the class histogram and its entropy;
+  - 'inception_score': needs the 1008-way logits layer (`--inception_logits`,
+    `config.eval.inception_logits` or $GAN_INCEPTION_LOGITS); given a file, it is added.
 
-The result is appended to `<workdir>/metrics.jsonl` as {"step", "epoch", "kimg",
-"eval/fid", "eval/kid", "eval/kid_std", "eval/recognisable", "eval/class_entropy",
-"eval/class_histogram", ["eval/is", "eval/is_std",] "eval/num_samples", "eval/reference"}.
-The training loop calls the same `Evaluator` every `config.eval.every_epochs` epochs.
+The record {"step", "epoch", "kimg", "g_steps", "d_steps", "eval/...", "eval/num_samples",
+"eval/reference"} is appended to `<workdir>/metrics.jsonl`. The training loop calls the
+same `Evaluator` on its `config.eval.every` schedule.
 """
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
 
-from gan import classifier, data, models, visualize
-from gan.metrics import fid
-from gan.state import GANState, rng_streams, sampling_variables
-
-
-INCEPTION_LOGITS_ENV = 'GAN_INCEPTION_LOGITS'
+from gan import checkpoint, metrics, parallel, steps, streams, visualize
+from gan.networks import Networks
+from gan.state import GANState, create_state, sampling_variables
 
 
 class Evaluator:
-  """FID/KID, recognisability and (optionally) IS of G's samples; the reference cached."""
+  """The metrics of `config.eval` (or those named) of G's samples."""
 
-  def __init__(self, config: ml_collections.ConfigDict, generator, reference_split: str,
-               batch_size: int = 25, inception_logits: str = ''):
-    from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
-    self._extractor = FeatureExtractor(batch_size)
-    self._recogniser = classifier.Recogniser()
-    inception_logits = inception_logits or os.environ.get(INCEPTION_LOGITS_ENV, '')
-    self._inception_score = None
-    if inception_logits:
-      from gan.metrics.inception_score import InceptionScorer
-      self._inception_score = InceptionScorer(inception_logits, self._extractor)
-    self._generator = generator
-    self._latent_dim = config.model.latent_dim
-    self._key = rng_streams(config.seed)['eval']
-    self.reference = f'cifar10:{reference_split}'
-    data_config = config.data.copy_and_resolve_references()
-    data_config.split, data_config.num_examples = reference_split, 0
-    images, _ = data.load(data_config)
-    self._mu, self._sigma, self._kid_features = fid.cached_stats(self.reference, images,
-                                                                 self._extractor)
-    self._sample = models.inference_generator(generator)
+  def __init__(self, config: ml_collections.ConfigDict, networks: Networks,
+               metric_names=None, reference_split: str = '', batch_size: int = 0,
+               inception_logits: str = ''):
+    self.context = metrics.Context(config.data, reference_split or config.eval.reference_split,
+                                   batch_size or config.eval.batch_size,
+                                   inception_logits or config.eval.inception_logits)
+    names = list(config.eval.metrics if metric_names is None else metric_names)
+    self.metric_names = names
+    self._metrics = metrics.make_metrics(names, self.context)
+    self._networks = networks
+    self._key = streams.run_keys(config.seed)['eval']
+    self._sample = networks.sampler()
 
-  def samples(self, g_variables, num_samples: int) -> np.ndarray:
-    """uint8 [N, 32, 32, 3]: G's output quantised as the reference pipeline does.
-
-    The noise is drawn for all N at once, so the samples do not depend on the batch size.
-    """
-    batch = self._extractor.batch_size
-    padded = -(-num_samples // batch) * batch
-    noise = np.asarray(jax.random.normal(self._key, (num_samples, self._latent_dim)))
-    noise = np.concatenate([noise, np.zeros((padded - num_samples, self._latent_dim), noise.dtype)])
-    out = [visualize.to_uint8(np.asarray(self._sample(g_variables, noise[start:start + batch])))
-           for start in range(0, padded, batch)]
-    return np.concatenate(out)[:num_samples]
+  def samples(self, g_variables, num_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(uint8 [N, H, W, C], labels or None): G's output quantised as the reference
+    pipeline does. The noise is drawn for all N at once, so the samples do not depend on
+    the batch size."""
+    batch = self.context.batch_size
+    z = np.asarray(self._networks.latents(self._key, num_samples))
+    labels = self._networks.balanced_labels(num_samples)
+    labels = None if labels is None else np.asarray(labels)
+    out = []
+    for start in range(0, num_samples, batch):
+      z_batch = z[start:start + batch]
+      pad = batch - len(z_batch)  # One program for every batch, the last one padded.
+      z_batch = np.concatenate([z_batch, np.zeros((pad, z.shape[1]), z.dtype)])
+      label_batch = None if labels is None else np.concatenate(
+          [labels[start:start + batch], np.zeros(pad, labels.dtype)])
+      images = np.asarray(self._sample(g_variables, z_batch, label_batch))
+      out.append(visualize.to_uint8(images[:batch - pad]))
+    return np.concatenate(out), labels
 
   def __call__(self, g_variables, num_samples: int) -> dict:
-    images = self.samples(g_variables, num_samples)
-    features = self._extractor(images)
-    kid, kid_std = fid.kernel_inception_distance(features, self._kid_features)
-    record = {'eval/fid': fid.frechet_distance(*fid.feature_stats(features), self._mu, self._sigma),
-              'eval/kid': kid, 'eval/kid_std': kid_std}
-    recognised = classifier.recognisability(self._recogniser.probabilities(images))
-    record.update({f'eval/{key}': value for key, value in recognised.items()})
-    if self._inception_score is not None:
-      record['eval/is'], record['eval/is_std'] = self._inception_score(features=features)
-    return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.reference}
+    images, labels = self.samples(g_variables, num_samples)
+    samples = metrics.Samples(images, labels, self.context)
+    record = {}
+    for metric in self._metrics:
+      record.update(metric(samples))
+    return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.context.reference}
 
 
-def evaluate_run(workdir: Path, num_samples: int, reference_split: str,
-                 batch_size: int = 25, inception_logits: str = '') -> dict:
-  """Evaluates the latest checkpoint of `workdir`; appends and returns the record."""
-  from gan import checkpoint, steps
-  from gan.loop import make_mesh
-  from gan.state import create_state
+def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, Networks, GANState]:
+  """(config, networks, latest state) of the run in `workdir`."""
   config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
-  if 'g_ema_decay' not in config.train:  # A run from before G's EMA existed.
-    config.train.g_ema_decay = 0.0
-  generator, discriminator = models.build_models(config)
-  template = jax.jit(lambda: create_state(config, generator, discriminator),
-                     out_shardings=steps.replicated(make_mesh()))()
+  networks = Networks(config)
+  template = jax.jit(lambda: create_state(config, networks),
+                     out_shardings=parallel.replicated(parallel.make_mesh()))()
   checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
-  state: GANState | None = checkpointer.restore_latest(template)
+  state = checkpointer.restore_latest(template, images_per_step=steps.images_per_step(config))
   checkpointer.close()
   if state is None:
     raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint to evaluate.')
+  return config, networks, state
+
+
+def evaluate_run(workdir: Path, num_samples: int, reference_split: str, batch_size: int = 25,
+                 inception_logits: str = '', metric_names=None) -> dict:
+  """Evaluates the latest checkpoint of `workdir`; appends and returns the record."""
+  config, networks, state = load_run(workdir)
+  names = list(config.eval.metrics if metric_names is None else metric_names)
+  if inception_logits and 'inception_score' not in names:
+    names.append('inception_score')
+  evaluator = Evaluator(config, networks, names, reference_split, batch_size, inception_logits)
   step = int(state.step)
   steps_per_epoch = _steps_per_epoch(workdir)
-  evaluator = Evaluator(config, generator, reference_split, batch_size, inception_logits)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
-            'kimg': step * config.train.batch_size / 1000,
-            **evaluator(sampling_variables(state), num_samples)}
+            'kimg': int(state.images_shown) / 1000, 'g_steps': int(state.g.step),
+            'd_steps': int(state.d.step), **evaluator(sampling_variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   return record
@@ -124,31 +118,44 @@ def _steps_per_epoch(workdir: Path) -> float | None:
   return None
 
 
+def format_record(record: dict) -> str:
+  """One line of an evaluation record's numbers (those it holds)."""
+  parts = []
+  if 'eval/fid' in record:
+    parts.append(f'FID {record["eval/fid"]:.2f}')
+  if 'eval/kid' in record:
+    parts.append(f'KID {record["eval/kid"]:.4f} +- {record["eval/kid_std"]:.4f}')
+  if 'eval/recognisable' in record:
+    parts.append(f'recognisable {record["eval/recognisable"]:.1%}  class entropy '
+                 f'{record["eval/class_entropy"]:.2f}')
+  if 'eval/is' in record:
+    parts.append(f'IS {record["eval/is"]:.2f} +- {record["eval/is_std"]:.2f}')
+  return '  '.join(parts)
+
+
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description='FID/KID of a run against CIFAR-10.')
+  parser = argparse.ArgumentParser(description='Sample quality of a run against CIFAR-10.')
   parser.add_argument('--workdir', type=Path, required=True)
   parser.add_argument('--num_samples', '--num-samples', type=int, default=10_000)
   parser.add_argument('--reference', choices=('train', 'test'), default='train')
+  parser.add_argument('--metrics', default='',
+                      help=f'comma-separated names from {sorted(metrics.METRICS)} '
+                           f"(default: the run's config.eval.metrics)")
   parser.add_argument('--batch_size', '--batch-size', type=int, default=25, help='Inception batch')
   parser.add_argument('--inception_logits', '--inception-logits', default='',
                       help=f'weights with the 1008-way logits layer, for the Inception Score '
-                           f'(default ${INCEPTION_LOGITS_ENV}; none: no IS)')
+                           f'(default ${metrics.INCEPTION_LOGITS_ENV}; none: no IS)')
   args = parser.parse_args(argv)
+  if args.num_samples < 2:
+    parser.error(f'--num_samples={args.num_samples}: need at least 2 samples.')
+  names = [name.strip() for name in args.metrics.split(',') if name.strip()] or None
   record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size,
-                        args.inception_logits)
+                        args.inception_logits, names)
   print(f'step {record["step"]}: {format_record(record)}  ({args.num_samples} samples vs '
         f'{record["eval/reference"]})')
 
 
-def format_record(record: dict) -> str:
-  """One line of an evaluation record's numbers."""
-  text = (f'FID {record["eval/fid"]:.2f}  KID {record["eval/kid"]:.4f} +- '
-          f'{record["eval/kid_std"]:.4f}  recognisable {record["eval/recognisable"]:.1%}  '
-          f'class entropy {record["eval/class_entropy"]:.2f}')
-  if 'eval/is' in record:
-    text += f'  IS {record["eval/is"]:.2f} +- {record["eval/is_std"]:.2f}'
-  return text
-
-
 if __name__ == '__main__':
+  from gan import cpu_defaults
+  cpu_defaults.apply_xla_flags()
   main()

@@ -4,9 +4,17 @@ Leaf module: records are flat dicts of JSON-able scalars with `step`, `epoch`, `
 """
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import jax
+import numpy as np
 import tqdm
+
+
+class NonFiniteError(FloatingPointError):
+  """A loss or gradient norm stopped being finite."""
 
 
 class MetricWriter:
@@ -49,3 +57,57 @@ class MetricWriter:
 def progress_bar(total_steps: int, initial_step: int, enabled: bool) -> tqdm.tqdm:
   return tqdm.tqdm(total=total_steps, initial=initial_step, unit='step', disable=not enabled,
                    dynamic_ncols=True, smoothing=0.1)
+
+
+class MetricBuffer:
+  """Holds the device metrics of calls of k steps and writes them, a line a step, at a
+  host sync.
+
+  Fetching every call would stall the device queue; buffering keeps dispatch
+  asynchronous and still logs every step. `counters(step)` gives the fields every line
+  starts with (step, epoch, kimg, G and D steps); `images_per_step` times img/s.
+  """
+
+  def __init__(self, writer: MetricWriter, counters: Callable[[int], dict],
+               images_per_step: int):
+    self._writer = writer
+    self._counters = counters
+    self._images_per_step = images_per_step
+    self._pending: list[tuple[int, dict]] = []
+    self._window_start = time.perf_counter()
+    self.last: dict = {}
+
+  def add(self, first_step: int, metrics: dict) -> None:
+    """`metrics` of steps first_step, first_step + 1, ..., each stacked on axis 0."""
+    self._pending.append((first_step, metrics))
+
+  def restart_clock(self) -> None:
+    self._window_start = time.perf_counter()
+
+  def flush(self) -> None:
+    """Writes the buffered steps; raises NonFiniteError at the first bad one."""
+    if not self._pending:
+      return
+    fetched = jax.device_get([m for _, m in self._pending])
+    now = time.perf_counter()
+    records = [(first + i, {k: v[i] for k, v in metrics.items()})
+               for (first, _), metrics in zip(self._pending, fetched)
+               for i in range(len(next(iter(metrics.values()))))]
+    img_per_sec = (len(records) * self._images_per_step /
+                   max(now - self._window_start, 1e-9))
+    self._window_start = now
+    for step, metrics in records:
+      bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+      if bad:
+        self._pending = []
+        self._writer.flush()
+        raise NonFiniteError(
+            f'Non-finite {", ".join(bad)} at step {step} '
+            f'({ {k: float(metrics[k]) for k in bad} }); stopping. The last checkpoint '
+            f'was written before this step and is intact.')
+      record = {**self._counters(step), **{k: float(v) for k, v in metrics.items()},
+                'img_per_sec': img_per_sec}
+      self._writer.write(record)
+      self.last = record
+    self._pending = []
+    self._writer.flush()

@@ -1,14 +1,18 @@
-"""The training loop: resume, steps, and the periodic hooks (metrics, samples, checkpoints).
+"""The training loop: resume, calls of k steps, and the periodic work.
 
 `train_and_evaluate(config, workdir)` is all `train.py` calls. A run leaves in `workdir`:
 
-  config.json            the resolved config of the latest invocation
-  metrics.jsonl          one line per step: step, epoch, kimg, losses, accuracies, img/s
-  tensorboard/           the same scalars as TensorBoard events
-  samples/epoch_XXXX.png fixed-noise grids, at epoch 0 and after every epoch
-  progress.gif           those grids in order, the epoch drawn on each frame
-  curves.png             G/D losses and D's real/fake accuracy against epoch
-  checkpoints/           orbax checkpoints of the whole GANState
+  config.json                 the resolved config of the latest invocation
+  metrics.jsonl               one line per step: step, epoch, kimg, g_steps, d_steps,
+                              losses, accuracies, img/s; and the evaluation records
+  tensorboard/                the same scalars as TensorBoard events
+  samples/step_XXXXXXXX.png   fixed-noise grids, at step 0 and every `eval.samples_every`
+  progress.gif                those grids in order, each labelled with its epoch and kimg
+  curves.png                  G/D losses and D's real/fake accuracy (and FID) against epoch
+  checkpoints/                orbax checkpoints of the whole GANState
+
+Periodic work (grids, evaluation, checkpoints) is scheduled in epochs, kimg or steps
+(`gan.schedule`) and done after the call of steps that reaches its time, and at the end.
 
 Resume: rerunning the same command restores the latest checkpoint and continues at its
 step; batch order and noise are functions of (seed, step), so the result equals an
@@ -19,103 +23,20 @@ of the same steps: equal to float rounding.) A non-finite loss or gradient norm 
 run naming the step, before any checkpoint of the bad state is written.
 """
 
-import json
-import time
 from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
-from gan import checkpoint, data, logs, models, steps, visualize
-from gan.state import GANState, create_state, rng_streams, sampling_variables
+from gan import checkpoint, config_files, data, logs, parallel, schedule, steps, streams
+from gan import visualize
+from gan.networks import Networks
+from gan.state import GANState, create_state, sampling_variables
 from gan.validation import validate_config
 
-
-class NonFiniteError(FloatingPointError):
-  """A loss or gradient norm stopped being finite."""
-
-
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device: the batch is split over its 'data' axis."""
-  return Mesh(np.array(jax.devices()), ('data',))
-
-
-def _record_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-  """Writes config.json; says loudly when it replaces a different stored config."""
-  path = workdir / 'config.json'
-  current = json.loads(config.to_json_best_effort())
-  if path.exists():
-    stored = json.loads(path.read_text())
-    changed = sorted(_diff_keys(stored, current))
-    if changed:
-      print(f'WARNING: {path} holds a different config; using the one given now. '
-            f'Changed: {", ".join(changed)}', flush=True)
-  path.write_text(json.dumps(current, indent=2, sort_keys=True) + '\n')
-
-
-def _diff_keys(a: dict, b: dict, prefix: str = '') -> list[str]:
-  keys = []
-  for key in sorted(set(a) | set(b)):
-    if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-      keys += _diff_keys(a[key], b[key], f'{prefix}{key}.')
-    elif a.get(key) != b.get(key):
-      keys.append(prefix + key)
-  return keys
-
-
-class _MetricBuffer:
-  """Holds the device metrics of calls of k steps and writes them, a line a step, at a
-  host sync.
-
-  Fetching every call would stall the device queue; buffering keeps dispatch
-  asynchronous and still logs every step.
-  """
-
-  def __init__(self, writer: logs.MetricWriter, batch_size: int, steps_per_epoch: int):
-    self._writer = writer
-    self._batch_size = batch_size
-    self._steps_per_epoch = steps_per_epoch
-    self._pending: list[tuple[int, dict]] = []
-    self._window_start = time.perf_counter()
-    self.last: dict = {}
-
-  def add(self, first_step: int, metrics: dict) -> None:
-    """`metrics` of steps first_step, first_step + 1, ..., each stacked on axis 0."""
-    self._pending.append((first_step, metrics))
-
-  def restart_clock(self) -> None:
-    self._window_start = time.perf_counter()
-
-  def flush(self) -> None:
-    """Writes the buffered steps; raises NonFiniteError at the first bad one."""
-    if not self._pending:
-      return
-    fetched = jax.device_get([m for _, m in self._pending])
-    now = time.perf_counter()
-    records = [(first + i, {k: v[i] for k, v in metrics.items()})
-               for (first, _), metrics in zip(self._pending, fetched)
-               for i in range(len(next(iter(metrics.values()))))]
-    img_per_sec = len(records) * self._batch_size / max(now - self._window_start, 1e-9)
-    self._window_start = now
-    for step, metrics in records:
-      bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
-      if bad:
-        self._pending = []
-        self._writer.flush()
-        raise NonFiniteError(
-            f'Non-finite {", ".join(bad)} at step {step} '
-            f'({ {k: float(metrics[k]) for k in bad} }); stopping. The last checkpoint '
-            f'was written before this step and is intact.')
-      record = {'step': step, 'epoch': step / self._steps_per_epoch,
-                'kimg': step * self._batch_size / 1000,
-                **{k: float(v) for k, v in metrics.items()},
-                'img_per_sec': img_per_sec}
-      self._writer.write(record)
-      self.last = record
-    self._pending = []
-    self._writer.flush()
+NonFiniteError = logs.NonFiniteError
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
@@ -125,23 +46,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   `stop_at_step` ends this invocation after that global step, with a checkpoint, as a
   SIGTERM would (for notebooks with session limits); rerunning continues from there.
   """
-  mesh = make_mesh()
+  mesh = parallel.make_mesh()
   validate_config(config, num_devices=mesh.size)
   workdir = Path(workdir)
   (workdir / 'samples').mkdir(parents=True, exist_ok=True)
 
-  images, _ = data.load(config.data)
-  batch_size = config.train.batch_size
-  steps_per_epoch = len(images) // batch_size
+  images, labels = data.load(config.data)
+  dataset = {'image': images, 'label': labels}
+  per_step = steps.images_per_step(config)
+  steps_per_epoch = len(images) // per_step
   if steps_per_epoch == 0:
-    raise ValueError(f'{len(images)} examples make no batch of train.batch_size={batch_size}.')
+    raise ValueError(f'{len(images)} examples make no step of {per_step} images '
+                     f'(train.n_dis * train.batch_size).')
   total_steps = config.train.num_epochs * steps_per_epoch
+  clock = schedule.Clock(steps_per_epoch, per_step)
 
-  generator, discriminator = models.build_models(config)
-  state = jax.jit(lambda: create_state(config, generator, discriminator),
-                  out_shardings=steps.replicated(mesh))()
+  networks = Networks(config)
+  state = jax.jit(lambda: create_state(config, networks),
+                  out_shardings=parallel.replicated(mesh))()
   checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
-  restored = checkpointer.restore_latest(state)
+  restored = checkpointer.restore_latest(state, images_per_step=per_step)
   if restored is not None:
     state = restored
   step = int(state.step)
@@ -149,37 +73,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     raise ValueError(f'The checkpoint in {workdir} is at step {step}, past the '
                      f'{total_steps} steps of train.num_epochs={config.train.num_epochs}.')
   print(f'{"Resuming at" if step else "Starting"} step {step}/{total_steps} '
-        f'({steps_per_epoch} steps an epoch, batch {batch_size} over {mesh.size} '
-        f'{jax.devices()[0].platform} device(s)) in {workdir}', flush=True)
-  _record_config(config, workdir)
+        f'({steps_per_epoch} steps an epoch, {per_step} real images a step over '
+        f'{mesh.size} {jax.devices()[0].platform} device(s)) in {workdir}', flush=True)
+  config_files.record_config(config, workdir)
 
-  train_steps = steps.make_train_steps(config, generator, discriminator, mesh)
-  step_inputs = _step_inputs(config, images, mesh)
-  steps_per_call = config.train.steps_per_call
-  sample = _sampler(config, generator)
-  grid_rows = config.eval.grid_size
+  def counters(at_step: int) -> dict:
+    return {'step': at_step, 'epoch': clock.epoch(at_step), 'kimg': clock.kimg(at_step),
+            'g_steps': at_step, 'd_steps': at_step * config.train.n_dis}
 
-  def save_samples(epoch: int) -> None:
-    visualize.save_grid(sample(sampling_variables(state)),
-                        workdir / 'samples' / f'epoch_{epoch:04d}.png', grid_rows)
+  train_steps = steps.make_train_steps(config, networks, mesh)
+  step_inputs = _step_inputs(config, dataset, mesh)
+  sample = _sampler(config, networks)
+  samples_every = schedule.parse(config.eval.samples_every)
+  eval_every = schedule.parse(config.eval.every)
+  checkpoint_every = schedule.parse(config.checkpoint.every)
+
+  def save_samples() -> None:
+    visualize.save_grid(sample(sampling_variables(state)), visualize.grid_path(workdir, step),
+                        config.eval.grid_size)
 
   if step == 0:
-    save_samples(0)
-  evaluate = None
-  if config.eval.every_epochs:
-    from gan.evaluate import Evaluator, format_record  # The FID Inception only when asked for.
-    evaluator = Evaluator(config, generator, config.eval.reference_split,
-                          config.eval.batch_size, config.eval.inception_logits)
-
-    def evaluate(epoch: int) -> None:
-      record = {'step': step, 'epoch': float(epoch), 'kimg': step * batch_size / 1000,
-                **evaluator(sampling_variables(state), config.eval.num_samples)}
-      writer.write(record)
-      writer.flush()
-      print(f'\nepoch {epoch}: {format_record(record)}', flush=True)
-
+    save_samples()
   writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard)
-  buffer = _MetricBuffer(writer, batch_size, steps_per_epoch)
+  evaluator = None
+  if eval_every is not None:
+    from gan.evaluate import Evaluator, format_record  # The FID Inception only when asked for.
+    evaluator = Evaluator(config, networks)
+
+  def evaluate() -> None:
+    record = {**counters(step), **evaluator(sampling_variables(state), config.eval.num_samples)}
+    writer.write(record)
+    writer.flush()
+    print(f'\nstep {step} (epoch {record["epoch"]:g}): {format_record(record)}', flush=True)
+
+  buffer = logs.MetricBuffer(writer, counters, per_step)
   bar = logs.progress_bar(total_steps, step, config.log.progress_bar)
   last_step = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
   compiled: set[int] = set()  # The k of each call compiled so far.
@@ -192,33 +119,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           # Calls of k steps start at multiples of k into the epoch and never cross its
           # end, so a run compiles one program, plus one for the epoch's remainder when
           # k does not divide the steps of an epoch.
-          k = min(steps_per_call - position % steps_per_call, steps_per_epoch - position,
-                  last_step - step)
-          indices = order[position * batch_size:(position + k) * batch_size]
+          k = min(config.train.steps_per_call - position % config.train.steps_per_call,
+                  steps_per_epoch - position, last_step - step)
+          indices = order[position * per_step:(position + k) * per_step]
           compiles = k not in compiled
           if compiles:
             buffer.flush()  # The window so far is timed without this compilation.
-          state, metrics = train_steps(state, *step_inputs(indices.reshape(k, batch_size)))
+          state, metrics = train_steps(state, *step_inputs(indices.reshape(k, per_step)))
           buffer.add(step + 1, metrics)
-          step, position = step + k, position + k
+          previous, step, position = step, step + k, position + k
           if compiles:
             compiled.add(k)
             jax.block_until_ready(metrics)
             buffer.flush()
             buffer.restart_clock()  # img/s of later windows leaves compilation out.
-          log_due = step // config.train.log_every_steps > (step - k) // config.train.log_every_steps
-          if log_due or position == steps_per_epoch or step == last_step:
+          log_every = config.train.log_every_steps
+          if step // log_every > previous // log_every or position == steps_per_epoch:
             buffer.flush()
             bar.set_postfix_str(_postfix(buffer.last), refresh=False)
           bar.update(k)
-        if step % steps_per_epoch == 0:
-          epoch = step // steps_per_epoch
-          save_samples(epoch)
-          if evaluate and (epoch % config.eval.every_epochs == 0 or step == total_steps):
-            evaluate(epoch)
-          if epoch % config.checkpoint.every_epochs == 0 or step == total_steps:
+          # The periodic work: each after the call that reaches its time, all at the end.
+          end = step == total_steps
+          if clock.due(samples_every, previous, step) or end:
+            save_samples()
+          if evaluator and (clock.due(eval_every, previous, step) or end):
+            evaluate()
+          if clock.due(checkpoint_every, previous, step) or end:
+            buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
             checkpointer.save(state)
-      buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
+      buffer.flush()
       checkpointer.save(state)
       if stop.requested:
         print(f'\nStopped by {stop.requested} at step {step}; checkpoint saved. Rerun the '
@@ -228,7 +157,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     writer.close()
     checkpointer.close()
 
-  write_summaries(workdir, config)
+  visualize.write_summaries(workdir, config.eval.gif_fps, config.eval.curve_smoothing,
+                            lambda at: f'epoch {clock.epoch(at):g}, {clock.kimg(at):g} kimg')
   return state
 
 
@@ -240,32 +170,25 @@ def _postfix(record: dict) -> str:
           f'{record["img_per_sec"]:.0f} img/s')
 
 
-def write_summaries(workdir: Path, config: ml_collections.ConfigDict) -> None:
-  """progress.gif and curves.png from the grids and metrics the run wrote so far."""
-  grids = sorted((workdir / 'samples').glob('epoch_*.png'))
-  visualize.make_gif([(f'epoch {int(p.stem.split("_")[1])}', p) for p in grids],
-                     workdir / 'progress.gif', fps=config.eval.gif_fps)
-  records = visualize.read_metrics(workdir / 'metrics.jsonl')
-  if records:
-    visualize.plot_curves(records, workdir / 'curves.png', config.eval.curve_smoothing)
-
-
-def _step_inputs(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh):
-  """indices [k, B] -> the (dataset, indices or batches) arguments of a call of k steps.
+def _step_inputs(config: ml_collections.ConfigDict, dataset: dict, mesh: Mesh):
+  """indices [k, n_dis * B] -> the (dataset, indices or batches) arguments of a call of k
+  steps.
 
   With `data.on_device` the uint8 dataset is copied to the devices once and each call
   gathers its batches there; otherwise the host gathers them and copies them over.
   """
-  sharding = NamedSharding(mesh, P(None, 'data'))
+  sharding = parallel.stacked_batch_sharding(mesh)
   if config.data.on_device:
-    on_device = jax.device_put(images, steps.replicated(mesh))
+    on_device = jax.device_put(dataset, parallel.replicated(mesh))
     return lambda idx: (on_device, jax.device_put(idx.astype(np.int32), sharding))
-  return lambda idx: (None, jax.device_put(images[idx], sharding))
+  return lambda idx: (None, jax.device_put({k: v[idx] for k, v in dataset.items()}, sharding))
 
 
-def _sampler(config: ml_collections.ConfigDict, generator):
-  """G's variables -> the fixed-noise grid samples [grid^2, 32, 32, 3] in [-1, 1], on host."""
+def _sampler(config: ml_collections.ConfigDict, networks: Networks):
+  """G's variables -> the fixed grid samples [grid^2, H, W, C] in [-1, 1], on the host:
+  noise from the run's 'samples' stream, labels balanced over the classes."""
   num = config.eval.grid_size ** 2
-  noise = jax.random.normal(rng_streams(config.seed)['samples'], (num, config.model.latent_dim))
-  generate = models.inference_generator(generator)
-  return lambda g: np.asarray(jax.device_get(generate(g, noise)))
+  z = networks.latents(streams.run_keys(config.seed)['samples'], num)
+  labels = networks.balanced_labels(num)
+  generate = networks.sampler()
+  return lambda variables: np.asarray(jax.device_get(generate(variables, z, labels)))

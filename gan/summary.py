@@ -17,7 +17,7 @@ import ml_collections
 from absl import app, logging
 from ml_collections import config_flags
 
-from gan import models
+from gan.networks import Networks
 
 
 class Layer(NamedTuple):
@@ -70,10 +70,12 @@ def format_table(title: str, layers: list[Layer]) -> str:
 
 def network_layers(config: ml_collections.ConfigDict) -> tuple[list[Layer], list[Layer]]:
   """(G's layers, D's layers) for `config`."""
-  generator, discriminator = models.build_models(config)
-  z = jnp.zeros((1, config.model.latent_dim))
-  images = jnp.zeros((1, *models.image_shape(config)))
-  return layers_of(generator, z, train=False), layers_of(discriminator, images, train=False)
+  networks = Networks(config)
+  z = jnp.zeros((1, networks.spec.latent_dim))
+  labels = jnp.zeros((1,), jnp.int32) if networks.conditional else None
+  images = jnp.zeros((1, *networks.spec.image_shape))
+  return (layers_of(networks.generator, z, labels, train=False),
+          layers_of(networks.discriminator, images, labels, train=False))
 
 
 def total_parameters(layers: list[Layer]) -> int:
@@ -98,4 +100,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  from gan import cpu_defaults
+  cpu_defaults.apply_xla_flags()
   app.run(main)

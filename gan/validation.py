@@ -1,11 +1,14 @@
-"""Checks of a config before anything is loaded or compiled, each naming what to change."""
+"""Checks of a config before anything is loaded or compiled, each naming what to change.
+
+Each group asks the module that owns its options: the model family checks its own block
+(`gan.models`), the optimizers theirs (`gan.optim`), and so on, so an option list is
+kept in one place.
+"""
 
 import ml_collections
-import numpy as np
 
-from gan import losses, models, steps
-
-_ACTIVATIONS = ('relu', 'leaky_relu')
+from gan import augment, data, losses, models, networks, optim, schedule, steps
+from gan.metrics import METRICS
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -16,82 +19,76 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     if not condition:
       problems.append(message)
 
-  need(config.model.name in models.DESIGNS,
-       f'model.name={config.model.name!r} is no known design; use one of '
-       f'{sorted(models.DESIGNS)}.')
-  need(config.loss.name in losses.LOSSES,
-       f'loss.name={config.loss.name!r} is unknown; use one of {sorted(losses.LOSSES)}.')
-  for setting, layer in (('conv_transpose_impl', models.conv_transpose_layer),
-                         ('strided_conv_impl', models.strided_conv_layer)):
-    try:
-      layer(config.model[setting])  # Looks the layer up only; builds nothing.
-    except ValueError as error:
-      problems.append(str(error))
+  need(config.data.dataset in data.DATASETS,
+       f'data.dataset={config.data.dataset!r} is unknown; use one of {sorted(data.DATASETS)}.')
+  need(config.data.source in data.SOURCES,
+       f'data.source={config.data.source!r}: use one of {data.SOURCES}.')
+  need(config.data.split in data.SPLITS, f'data.split={config.data.split!r}: use one of {data.SPLITS}.')
+  need(config.data.num_examples >= 0,
+       f'data.num_examples={config.data.num_examples} must be >= 0 (0: all).')
+  if config.data.dataset in data.DATASETS:
+    problems += models.problems(config)
   need(config.model.compute_dtype in ('float32', 'bfloat16'),
        f"model.compute_dtype={config.model.compute_dtype!r}: use 'float32' or 'bfloat16'.")
   need(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be > 0.')
-  need(0 < config.model.bn_momentum < 1,
-       f'model.bn_momentum={config.model.bn_momentum} must be in (0, 1).')
-  need(config.model.bn_epsilon > 0, f'model.bn_epsilon={config.model.bn_epsilon} must be > 0.')
+  need(config.loss.name in losses.LOSSES,
+       f'loss.name={config.loss.name!r} is unknown; use one of {sorted(losses.LOSSES)}.')
+  problems += augment.problems(config.augment.policy)
   for net in ('G', 'D'):
-    cfg = config.model[net]
-    need(cfg.activation in _ACTIVATIONS,
-         f'model.{net}.activation={cfg.activation!r}: use one of {_ACTIVATIONS}.')
-    need(cfg.kernel_size > 0, f'model.{net}.kernel_size={cfg.kernel_size} must be > 0.')
-  need(len(config.model.D.channels) == len(config.model.D.batch_norm),
-       f'model.D.batch_norm has {len(config.model.D.batch_norm)} entries but model.D.channels '
-       f'has {len(config.model.D.channels)}: give one per convolution.')
-  need(0 <= config.model.D.dropout < 1, f'model.D.dropout={config.model.D.dropout} must be in [0, 1).')
-  size = models.image_shape(config)
-  need(size[:2] == (32, 32) and size[2] == 3,
-       f'G makes {size} images but CIFAR-10 is (32, 32, 3): model.G.base_size * '
-       f'2**(len(model.G.channels) + 1) must be 32 and model.G.out_channels 3.')
-
-  for net in ('G', 'D'):
-    optim = config.optim[net]
-    need(optim.name == 'adam', f"optim.{net}.name={optim.name!r}: use 'adam'.")
-    need(np.isfinite(optim.learning_rate) and optim.learning_rate > 0,
-         f'optim.{net}.learning_rate={optim.learning_rate} must be a positive number.')
-    need(0 <= optim.b1 < 1 and 0 <= optim.b2 < 1,
-         f'optim.{net}.b1={optim.b1}, b2={optim.b2} must be in [0, 1).')
-    need(optim.eps > 0, f'optim.{net}.eps={optim.eps} must be > 0.')
+    problems += [f'optim.{net}.{problem}' for problem in optim.problems(config.optim[net])]
 
   train = config.train
   need(train.batch_size > 0, f'train.batch_size={train.batch_size} must be > 0.')
-  need(train.dropout_rng in steps.DROPOUT_RNGS,
-       f'train.dropout_rng={train.dropout_rng!r}: use one of {steps.DROPOUT_RNGS}.')
-  need(train.batch_size % num_devices == 0,
-       f'train.batch_size={train.batch_size} must be divisible by the {num_devices} devices '
-       f'the batch is split over; use a multiple of {num_devices}.')
+  need(train.g_batch_size >= 0, f'train.g_batch_size={train.g_batch_size} must be >= 0 '
+       f'(0: train.batch_size).')
+  for name in ('batch_size', 'g_batch_size'):
+    need(train[name] % num_devices == 0,
+         f'train.{name}={train[name]} must be divisible by the {num_devices} devices the '
+         f'batch is split over; use a multiple of {num_devices}.')
+  need(isinstance(train.n_dis, int) and train.n_dis > 0,
+       f'train.n_dis={train.n_dis!r} must be a positive integer.')
+  need(train.update_rule in steps.UPDATE_RULES,
+       f'train.update_rule={train.update_rule!r}: use one of {sorted(steps.UPDATE_RULES)}.')
+  if train.update_rule == 'simultaneous':
+    need(train.n_dis == 1, f"train.n_dis={train.n_dis}: the 'simultaneous' rule makes one D "
+         f"update a step; use update_rule='alternating' for more.")
+    need(steps.g_batch_size(config) == train.batch_size,
+         f"train.g_batch_size={train.g_batch_size}: the 'simultaneous' rule takes G's loss "
+         f"from D's fake batch, so G's batch is train.batch_size; set 0 or use "
+         f"update_rule='alternating'.")
   need(train.num_epochs > 0, f'train.num_epochs={train.num_epochs} must be > 0.')
-  need(train.update_rule in ('simultaneous', 'alternating'),
-       f"train.update_rule={train.update_rule!r}: use 'simultaneous' or 'alternating'.")
   need(0 <= train.g_ema_decay < 1,
        f'train.g_ema_decay={train.g_ema_decay} must be in [0, 1) (0: no EMA of G).')
+  need(train.g_ema_half_life_kimg >= 0,
+       f'train.g_ema_half_life_kimg={train.g_ema_half_life_kimg} must be >= 0 (0: none).')
+  need(not (train.g_ema_decay and train.g_ema_half_life_kimg),
+       'train.g_ema_decay and train.g_ema_half_life_kimg are both set: give one (the other 0).')
+  need(train.dropout_rng in networks.DROPOUT_RNGS,
+       f'train.dropout_rng={train.dropout_rng!r}: use one of {networks.DROPOUT_RNGS}.')
   need(train.log_every_steps > 0, f'train.log_every_steps={train.log_every_steps} must be > 0.')
   need(isinstance(train.steps_per_call, int) and train.steps_per_call > 0,
        f'train.steps_per_call={train.steps_per_call!r} must be a positive integer.')
-  need(config.data.source in ('auto', 'tfds', 'binary', 'python'),
-       f"data.source={config.data.source!r}: use 'auto', 'tfds', 'binary' or 'python'.")
-  need(config.data.split in ('train', 'test'),
-       f"data.split={config.data.split!r}: use 'train' or 'test'.")
-  need(config.data.num_examples >= 0,
-       f'data.num_examples={config.data.num_examples} must be >= 0 (0: all).')
-  need(config.data.num_examples == 0 or config.data.num_examples >= train.batch_size,
-       f'data.num_examples={config.data.num_examples} is smaller than one batch '
-       f'({train.batch_size}).')
-  need(config.eval.grid_size > 0, f'eval.grid_size={config.eval.grid_size} must be > 0.')
-  need(config.eval.gif_fps > 0, f'eval.gif_fps={config.eval.gif_fps} must be > 0.')
-  need(0 <= config.eval.curve_smoothing < 1,
-       f'eval.curve_smoothing={config.eval.curve_smoothing} must be in [0, 1).')
-  need(config.eval.every_epochs >= 0,
-       f'eval.every_epochs={config.eval.every_epochs} must be >= 0 (0: no FID during training).')
-  need(config.eval.num_samples > 1, f'eval.num_samples={config.eval.num_samples} must be > 1.')
-  need(config.eval.reference_split in ('train', 'test'),
-       f"eval.reference_split={config.eval.reference_split!r}: use 'train' or 'test'.")
-  need(config.eval.batch_size > 0, f'eval.batch_size={config.eval.batch_size} must be > 0.')
-  need(config.checkpoint.every_epochs > 0,
-       f'checkpoint.every_epochs={config.checkpoint.every_epochs} must be > 0.')
+  need(config.data.num_examples == 0 or config.data.num_examples >= steps.images_per_step(config),
+       f'data.num_examples={config.data.num_examples} is smaller than one step '
+       f'({steps.images_per_step(config)} images: train.n_dis * train.batch_size).')
+
+  evaluation = config.eval
+  for name in ('eval.samples_every', 'eval.every', 'checkpoint.every'):
+    group, field = name.split('.')
+    problems += schedule.problem(name, config[group][field])
+  need(evaluation.grid_size > 0, f'eval.grid_size={evaluation.grid_size} must be > 0.')
+  need(evaluation.gif_fps > 0, f'eval.gif_fps={evaluation.gif_fps} must be > 0.')
+  need(0 <= evaluation.curve_smoothing < 1,
+       f'eval.curve_smoothing={evaluation.curve_smoothing} must be in [0, 1).')
+  unknown = [name for name in evaluation.metrics if name not in METRICS]
+  need(not unknown, f'eval.metrics names {unknown}, no known metric; use names from '
+       f'{sorted(METRICS)}.')
+  need(len(evaluation.metrics) > 0 or not evaluation.every,
+       'eval.metrics is empty but eval.every schedules an evaluation.')
+  need(evaluation.num_samples > 1, f'eval.num_samples={evaluation.num_samples} must be > 1.')
+  need(evaluation.reference_split in data.SPLITS,
+       f'eval.reference_split={evaluation.reference_split!r}: use one of {data.SPLITS}.')
+  need(evaluation.batch_size > 0, f'eval.batch_size={evaluation.batch_size} must be > 0.')
   need(config.checkpoint.max_to_keep > 0,
        f'checkpoint.max_to_keep={config.checkpoint.max_to_keep} must be > 0.')
   if problems:

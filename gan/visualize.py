@@ -4,7 +4,7 @@ Leaf module: it reads arrays and files and knows nothing of models or training.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -31,6 +31,17 @@ def grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:
     canvas[pad + r * (h + pad):pad + r * (h + pad) + h,
            pad + q * (w + pad):pad + q * (w + pad) + w] = image
   return canvas
+
+
+def grid_path(workdir: str | Path, step: int) -> Path:
+  """Where the fixed-noise grid made after `step` steps goes: samples/step_XXXXXXXX.png."""
+  return Path(workdir) / 'samples' / f'step_{step:08d}.png'
+
+
+def grid_files(workdir: str | Path) -> list[tuple[int, Path]]:
+  """(step, path) of the run's grids, in step order."""
+  paths = Path(workdir).glob('samples/step_*.png')
+  return sorted((int(p.stem.split('_')[1]), p) for p in paths)
 
 
 def save_grid(images: np.ndarray, path: str | Path, rows: int) -> None:
@@ -87,7 +98,7 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   if not steps:
     raise ValueError(f'No training steps to plot in {path}.')
   epoch = np.array([r['epoch'] for r in steps])
-  evals = [r for r in records if 'eval/fid' in r]
+  evals = [r for r in records if 'eval/fid' in r and 'eval/kid' in r]
   fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(18 if evals else 12, 4.2))
   ax_loss, ax_acc = axes[:2]
   for key, color in (('G/loss', 'tab:blue'), ('D/loss', 'tab:red')):
@@ -122,3 +133,17 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def write_summaries(workdir: str | Path, gif_fps: float, curve_smoothing: float,
+                    label_of: Callable[[int], str]) -> None:
+  """progress.gif and curves.png from the grids and metrics the run wrote so far; each
+  GIF frame is labelled `label_of(step)`."""
+  workdir = Path(workdir)
+  grids = grid_files(workdir)
+  if grids:
+    make_gif([(label_of(step), path) for step, path in grids], workdir / 'progress.gif',
+             fps=gif_fps)
+  records = read_metrics(workdir / 'metrics.jsonl') if (workdir / 'metrics.jsonl').exists() else []
+  if any('G/loss' in r for r in records):
+    plot_curves(records, workdir / 'curves.png', curve_smoothing)

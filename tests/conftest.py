@@ -6,7 +6,10 @@ import os
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=2').strip()
 
-import gan  # noqa: E402,F401  (its CPU defaults, gan.cpu_defaults, also precede JAX's start)
+from gan import cpu_defaults  # noqa: E402
+
+cpu_defaults.apply_xla_flags()  # As every entry point does, before JAX starts.
+
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tqdm
 
-from gan import data
+from gan import data, metrics
 from gan.metrics import weights
 
 
@@ -46,28 +46,6 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
   trace_sqrt = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
   diff = np.asarray(mu1) - np.asarray(mu2)
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
-
-
-def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
-                              num_subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
-  """(mean, std) over subsets of the unbiased MMD^2 with the kernel (x.y / d + 1)^3.
-
-  Unbiased: a set against itself (or another draw of the same distribution) scores ~0,
-  possibly slightly negative, whatever the sample size.
-  """
-  rng = np.random.default_rng(seed)
-  n = min(len(features1), len(features2), subset_size)
-  dim = features1.shape[1]
-  kernel = lambda a, b: (a @ b.T / dim + 1) ** 3
-  scores = []
-  for _ in range(num_subsets):
-    x = np.asarray(features1[rng.choice(len(features1), n, replace=False)], np.float64)
-    y = np.asarray(features2[rng.choice(len(features2), n, replace=False)], np.float64)
-    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
-    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-    scores.append(within - 2 * kxy.mean())
-  return float(np.mean(scores)), float(np.std(scores))
 
 
 def load_images(spec: str, num_samples: int = 0) -> tuple[np.ndarray, str]:
@@ -139,6 +117,17 @@ def _resumable_features(images: np.ndarray, extractor, parts: Path) -> np.ndarra
   return np.concatenate(out)
 
 
+@metrics.register('fid')
+def make(context: metrics.Context) -> metrics.Metric:
+  """FID of the samples against the reference split (Heusel et al. 2017)."""
+  mu, sigma, _ = context.reference_stats
+
+  def fid_of(samples: metrics.Samples) -> dict:
+    return {'eval/fid': frechet_distance(*feature_stats(samples.features), mu, sigma)}
+
+  return fid_of
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description='FID and KID between two image sets.')
   parser.add_argument('a')
@@ -155,6 +144,7 @@ def main(argv=None) -> None:
     print(f'{spec}: {len(images)} images (sha256 {checksum})', flush=True)
     stats.append(cached_stats(spec, images, extractor))  # Reused by later calls.
     counts.append(len(images))
+  from gan.metrics.kid import kernel_inception_distance
   (mu1, sigma1, kid1), (mu2, sigma2, kid2) = stats
   fid = frechet_distance(mu1, sigma1, mu2, sigma2)
   kid, kid_std = kernel_inception_distance(kid1, kid2)
@@ -163,4 +153,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
+  from gan import cpu_defaults
+  cpu_defaults.apply_xla_flags()
   main()

@@ -1,14 +1,14 @@
-r"""A CIFAR-10 classifier trained by the project, and the recognisability score built on it.
+r"""A CIFAR-10 classifier trained by the project: what the recognisability metric asks.
 
-  python -m gan.classifier train [--epochs 12] [--batch_size 512] [--out PATH]
-  python -m gan.classifier eval [--weights PATH]
+  python -m gan.metrics.classifier train [--epochs 12] [--batch_size 512] [--out PATH]
+  python -m gan.metrics.classifier eval [--weights PATH]
 
 The course project's first criterion is that "a person can tell which kind of object each
 image shows". This classifier stands in for the person: a sample counts as recognisable when
-the classifier gives one class probability >= 0.9 (`recognisability`), its probabilities
-calibrated by a temperature fitted on CIFAR-10 test (`fit_temperature`). Reported with it: the
-class histogram of the samples and its entropy, a coverage check (a G that draws only
-horses can be very recognisable).
+the classifier gives one class probability >= 0.9 (`gan.metrics.recognisability`), its
+probabilities calibrated by a temperature fitted on CIFAR-10 test (`fit_temperature`).
+Reported with it: the class histogram of the samples and its entropy, a coverage check (a
+G that draws only horses can be very recognisable).
 
 The network is small on purpose (3 conv blocks, ~1.2M parameters, stored in float16 below
 4 MB in the package) so that it trains on a laptop CPU. Its recipe follows the
@@ -35,8 +35,7 @@ import tqdm
 
 from gan import data
 
-CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
-           'dog', 'frog', 'horse', 'ship', 'truck')
+CLASSES = data.DATASETS['cifar10'].class_names
 WEIGHTS = Path(__file__).with_name('classifier_weights.npz')
 # CIFAR-10 train-split channel mean and standard deviation, in [0, 255] units.
 _MEAN = np.array([125.31, 122.95, 113.87], np.float32)
@@ -193,6 +192,7 @@ def evaluate_on(model: Classifier, variables, images: np.ndarray, labels: np.nda
   prediction, so the accuracy stays a test accuracy; the real images' recognisable share,
   measured with it, is the anchor that generated images are compared with.
   """
+  from gan.metrics.recognisability import recognisability
   logits = Recogniser(model, variables).logits(images)
   temperature = fit_temperature(logits, labels)
   probs = softmax(logits, temperature)
@@ -210,7 +210,7 @@ def load(path: Path = WEIGHTS) -> dict:
   """The variables saved by `save` (float16 on disk, float32 here)."""
   if not Path(path).exists():
     raise FileNotFoundError(f'No classifier weights at {path}; train them with '
-                            '`python -m gan.classifier train --out PATH`.')
+                            '`python -m gan.metrics.classifier train --out PATH`.')
   with np.load(path) as arrays:
     return traverse_util.unflatten_dict({name: arrays[name].astype(np.float32)
                                          for name in arrays.files}, sep='/')
@@ -257,21 +257,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
   return probs / probs.sum(-1, keepdims=True)
 
 
-def recognisability(probs: np.ndarray, threshold: float = 0.9) -> dict:
-  """Share of confidently classified images, class histogram and its entropy.
-
-  `entropy` is in nats of the predicted-class histogram; `log(10)` = 2.303 means every
-  class is drawn equally often, 0 that all samples fall in one class.
-  """
-  probs = np.asarray(probs, np.float64)
-  counts = np.bincount(probs.argmax(-1), minlength=probs.shape[-1])
-  share = counts / counts.sum()
-  nonzero = share[share > 0]
-  return {'recognisable': float((probs.max(-1) >= threshold).mean()),
-          'class_entropy': float(-(nonzero * np.log(nonzero)).sum()),
-          'class_histogram': counts.tolist()}
-
-
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='command', required=True)
@@ -291,10 +276,11 @@ def main(argv=None) -> None:
   calibrate_parser.add_argument('--weights', type=Path, default=WEIGHTS)
   calibrate_parser.add_argument('--data_dir', default='')
   args = parser.parse_args(argv)
+  from gan.metrics.recognisability import recognisability
   if args.command == 'train':
     _, variables, record = train(args.epochs, args.batch_size, args.learning_rate,
                                  seed=args.seed, data_dir=args.data_dir)
-    record['command'] = 'python -m gan.classifier ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    record['command'] = 'python -m gan.metrics.classifier ' + ' '.join(sys.argv[1:] if argv is None else argv)
     save(variables, record, args.out)
     print(f'test accuracy {record["test_accuracy"]:.4f}; weights in {args.out}')
   elif args.command == 'calibrate':
@@ -302,7 +288,7 @@ def main(argv=None) -> None:
     record_path = args.weights.with_suffix('.json')
     record = json.loads(record_path.read_text())
     record.update(evaluate_on(Classifier(), load(args.weights), images, labels))
-    record['calibrate_command'] = 'python -m gan.classifier calibrate'
+    record['calibrate_command'] = 'python -m gan.metrics.classifier calibrate'
     record_path.write_text(json.dumps(record, indent=2) + '\n')
     print(f'temperature {record["temperature"]:.3f}; written to {record_path}')
   else:
@@ -315,4 +301,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
+  from gan import cpu_defaults
+  cpu_defaults.apply_xla_flags()
   main()

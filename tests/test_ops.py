@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan import layers
+from gan import ops
+from gan.ops import common, subpixel, winograd
 
 
 # Winograd's F(4x4, 3x3) rounds differently from a direct convolution: in float32 its
@@ -54,7 +55,7 @@ def _assert_same_function(fast, reference, inputs, tol=1e-5):
 def test_subpixel_conv_transpose_equals_flax(method, kernel, stride, size, in_ch, out_ch):
   inputs = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_ch))
   reference = nn.ConvTranspose(out_ch, (kernel, kernel), (stride, stride), padding='SAME')
-  fast = layers.SubPixelConvTranspose(out_ch, kernel, stride, method=method)
+  fast = ops.SubPixelConvTranspose(out_ch, kernel, stride, method=method)
   _assert_same_function(fast, reference, inputs,
                         tol=WINOGRAD_TOL if method == 'winograd' else 1e-5)
 
@@ -65,7 +66,7 @@ def test_subpixel_conv_transpose_equals_flax_at_a_design_layer(winograd):
   picks Winograd on the CPU, or the exact per-phase convolutions without it."""
   inputs = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 128))
   reference = nn.ConvTranspose(64, (5, 5), (2, 2), padding='SAME')
-  fast = layers.SubPixelConvTranspose(64, 5, 2, winograd=winograd)
+  fast = ops.SubPixelConvTranspose(64, 5, 2, winograd=winograd)
   _assert_same_function(fast, reference, inputs, tol=WINOGRAD_TOL if winograd else 1e-5)
 
 
@@ -73,8 +74,8 @@ def test_subpixel_conv_transpose_equals_flax_at_a_design_layer(winograd):
 def test_winograd_transforms_compute_the_correlation(taps):
   """1-D F(m, r), m = 6 - r + 1: A^T [(G g) * (B^T d)] is the r-tap correlation of every
   input tile d, exactly in float64; the 2-D transforms are the Kronecker squares."""
-  tile = layers._WINOGRAD_TILE_INPUT - taps + 1
-  a2, g2, b2 = layers._winograd_transforms(tile, taps)
+  tile = winograd.TILE_INPUT - taps + 1
+  a2, g2, b2 = winograd.transforms(tile, taps)
   rng = np.random.default_rng(taps)
   d = rng.standard_normal((tile + taps - 1,) * 2)
   g = rng.standard_normal((taps, taps))
@@ -95,8 +96,8 @@ def test_winograd_transforms_compute_the_correlation(taps):
 def test_winograd_conv_equals_xla_conv(size, taps, padding):
   inputs = jax.random.normal(jax.random.PRNGKey(0), (2, *size, 5))
   kernel = jax.random.normal(jax.random.PRNGKey(1), (taps, taps, 5, 7))
-  got = layers._winograd_conv(inputs, kernel, padding)
-  want = layers._conv(inputs, kernel, padding)
+  got = winograd.winograd_conv(inputs, kernel, padding)
+  want = common.conv(inputs, kernel, padding)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=WINOGRAD_TOL * np.abs(want).max())
 
@@ -104,16 +105,16 @@ def test_winograd_conv_equals_xla_conv(size, taps, padding):
 def test_winograd_conv_refuses_what_it_cannot_compute():
   inputs = jnp.zeros((1, 8, 8, 2))
   with pytest.raises(ValueError, match='non-negative padding'):
-    layers._winograd_conv(inputs, jnp.zeros((3, 3, 2, 2)), [(-1, 1), (1, 1)])
+    winograd.winograd_conv(inputs, jnp.zeros((3, 3, 2, 2)), [(-1, 1), (1, 1)])
   with pytest.raises(ValueError, match='at most 5x5'):
-    layers._winograd_conv(inputs, jnp.zeros((7, 7, 2, 2)), [(3, 3), (3, 3)])
+    winograd.winograd_conv(inputs, jnp.zeros((7, 7, 2, 2)), [(3, 3), (3, 3)])
 
 
 @pytest.mark.parametrize('kernel,stride', [(5, 2), (4, 2), (3, 2), (3, 3), (7, 3), (5, 1), (2, 3)])
 def test_per_phase_taps_cover_every_tap_once(kernel, stride):
   """The per-phase convolutions multiply each kernel tap exactly once and never a padding
   zero: the CPU path does the layer's k*k multiplies per input pixel."""
-  taps, windows = layers._phase_taps(kernel, stride)
+  taps, windows = subpixel._phase_taps(kernel, stride)
   assert sorted(np.concatenate(taps)) == list(range(kernel))
   assert [hi - lo + 1 for lo, hi in windows] == [len(t) for t in taps]
 
@@ -149,23 +150,23 @@ def test_auto_method_on_cpu_picks_by_layer_size(winograd):
   def picked(in_shape, features, layer):
     return _picked(layer(features, 5, 2, use_bias=False, winograd=winograd), in_shape)
   wide = 'winograd' if winograd else 'per_phase'
-  transpose = layers.SubPixelConvTranspose
+  transpose = ops.SubPixelConvTranspose
   assert picked((1, 16, 16, 128), 3, transpose) == 'col2im'     # recap's image layer
   assert picked((1, 16, 16, 64), 3, transpose) == 'col2im'      # baseline's image layer
   assert picked((1, 4, 4, 256), 128, transpose) == wide         # baseline's first layer
   assert picked((1, 8, 8, 256), 128, transpose) == wide         # recap's second layer
-  strided = layers.SubPixelGradConv
+  strided = ops.SubPixelGradConv
   assert picked((1, 32, 32, 3), 64, strided) == 'subpixel_grad'  # D's first layer
   assert picked((1, 16, 16, 64), 128, strided) == ('winograd' if winograd else 'subpixel_grad')
 
 
 def test_subpixel_rejects_unknown_method():
   with pytest.raises(ValueError, match="Unknown SubPixelConvTranspose method 'fft'"):
-    layers.SubPixelConvTranspose(4, 5, 2, method='fft').init(
+    ops.SubPixelConvTranspose(4, 5, 2, method='fft').init(
         jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3)))
 
 
-_STRIDED_CONV_REWRITES = [layers.SpaceToDepthConv, layers.SubPixelGradConv]
+_STRIDED_CONV_REWRITES = [ops.SpaceToDepthConv, ops.SubPixelGradConv]
 
 
 @pytest.mark.parametrize('layer', _STRIDED_CONV_REWRITES)
@@ -186,7 +187,7 @@ def test_strided_conv_rewrites_equal_flax(layer, kernel, stride, height, width):
 def test_subpixel_grad_conv_methods_equal_flax(method, kernel, stride, height, width):
   inputs = jax.random.normal(jax.random.PRNGKey(0), (2, height, width, 3))
   reference = nn.Conv(4, (kernel, kernel), (stride, stride), padding='SAME')
-  _assert_same_function(layers.SubPixelGradConv(4, kernel, stride, method=method), reference,
+  _assert_same_function(ops.SubPixelGradConv(4, kernel, stride, method=method), reference,
                         inputs, tol=WINOGRAD_TOL if method == 'winograd' else 1e-5)
 
 
@@ -200,7 +201,7 @@ def test_strided_conv_rewrites_equal_flax_at_a_design_layer(layer):
 
 def test_subpixel_grad_conv_rejects_unknown_method():
   with pytest.raises(ValueError, match="Unknown SubPixelGradConv method 'fft'"):
-    layers.SubPixelGradConv(4, 5, 2, method='fft').init(
+    ops.SubPixelGradConv(4, 5, 2, method='fft').init(
         jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3)))
 
 
@@ -216,7 +217,7 @@ def test_batch_minor_is_the_transpose_and_keeps_its_two_copies():
   materialising the [H, W, C, N] intermediate in row-major layout (a jaxlib that dropped
   the layout constraint would silently bring back the slow single transpose)."""
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 5, 6))
-  np.testing.assert_array_equal(jax.jit(layers._batch_minor)(x), x.transpose(3, 1, 2, 0))
-  np.testing.assert_array_equal(layers._batch_minor(x), x.transpose(3, 1, 2, 0))
-  compiled = jax.jit(layers._batch_minor).lower(x).compile().as_text()
+  np.testing.assert_array_equal(jax.jit(common.batch_minor)(x), x.transpose(3, 1, 2, 0))
+  np.testing.assert_array_equal(common.batch_minor(x), x.transpose(3, 1, 2, 0))
+  compiled = jax.jit(common.batch_minor).lower(x).compile().as_text()
   assert 'f32[3,5,6,4]{3,2,1,0}' in compiled

@@ -1,0 +1,182 @@
+"""The DCGAN family: the course project's two designs (configs/baseline.py, recap.py).
+
+G: z -> Dense -> BN -> act -> [b, b, C] -> (ConvT/2 -> BN -> act)* -> ConvT/2 -> tanh.
+D: images -> (Conv/2 -> [BN] -> act -> [Dropout])* -> flatten -> Dense(1) logit.
+
+Initialisation follows Keras: Glorot-uniform kernels, zero biases, BatchNorm scale 1 and
+offset 0. Unconditional: both networks take `labels` by the model contract and ignore it.
+The strided layers run as `gan.ops` rewrites on the CPU (`conv_transpose_impl`,
+`strided_conv_impl`), each computing the Flax layer's function with its parameters.
+"""
+
+import functools
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from gan import models, ops
+
+Array = jax.Array
+
+ACTIVATIONS = {'relu': lambda slope: nn.relu,
+               'leaky_relu': lambda slope: functools.partial(nn.leaky_relu, negative_slope=slope)}
+
+# The layers of each role by config name ('flax' is the Flax layer itself); each rewrite
+# computes the Flax layer's function with its parameters (tests/test_ops.py).
+CONV_TRANSPOSE_IMPLS = {'subpixel': ops.SubPixelConvTranspose, 'flax': nn.ConvTranspose}
+STRIDED_CONV_IMPLS = {'space_to_depth': ops.SpaceToDepthConv,
+                      'subpixel_grad': ops.SubPixelGradConv, 'flax': nn.Conv}
+
+
+def _square_conv_layer(impls: dict, impl: str) -> Callable[..., nn.Module]:
+  """A constructor (features, kernel_size, strides, winograd=..., **kw) of a SAME square
+  layer: one of the rewrites, or the Flax layer with Keras' initialiser."""
+  layer = impls[impl]
+  if impl != 'flax':
+    return layer
+
+  def flax_conv(features, kernel_size, strides, winograd=None, **kw):
+    del winograd  # XLA picks the Flax layer's algorithm.
+    return layer(features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
+                 kernel_init=ops.glorot_uniform, **kw)
+
+  return flax_conv
+
+
+def conv_transpose_layer(impl: str) -> Callable[..., nn.Module]:
+  """G's stride-2 layer for `conv_transpose_impl`."""
+  return _square_conv_layer(CONV_TRANSPOSE_IMPLS, impl)
+
+
+def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
+  """D's stride-2 layer for `strided_conv_impl`."""
+  return _square_conv_layer(STRIDED_CONV_IMPLS, impl)
+
+
+class DCGANGenerator(nn.Module):
+  """z [N, latent] -> images [N, H, W, C] in [-1, 1]; `labels` ignored (unconditional)."""
+  base_size: int
+  base_channels: int
+  channels: tuple[int, ...]
+  out_channels: int
+  kernel_size: int
+  activation: str
+  leaky_slope: float
+  bn_momentum: float
+  bn_epsilon: float
+  conv_transpose_impl: str
+  winograd: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: Array, labels: Array | None, train: bool) -> Array:
+    del labels
+    act = ACTIVATIONS[self.activation](self.leaky_slope)
+    conv_transpose = conv_transpose_layer(self.conv_transpose_impl)
+    batch_norm = functools.partial(
+        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+        epsilon=self.bn_epsilon, dtype=self.dtype)
+
+    x = nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
+                 kernel_init=ops.glorot_uniform, dtype=self.dtype)(z)
+    x = act(batch_norm()(x))
+    x = x.reshape(z.shape[0], self.base_size, self.base_size, self.base_channels)
+    # Layers are named by role, not by implementation, so 'subpixel' and 'flax' runs
+    # share one parameter tree (and checkpoints).
+    for i, features in enumerate(self.channels):
+      x = conv_transpose(features, self.kernel_size, 2, use_bias=False, dtype=self.dtype,
+                         winograd=self.winograd, name=f'ConvTranspose_{i}')(x)
+      x = act(batch_norm()(x))
+    x = conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
+                       dtype=self.dtype, winograd=self.winograd,
+                       name=f'ConvTranspose_{len(self.channels)}')(x)
+    # The image leaves G in float32 whatever the compute dtype: D and the sample grids
+    # expect [-1, 1] float32.
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+class DCGANDiscriminator(nn.Module):
+  """images [N, H, W, C] in [-1, 1] -> logits [N]; `labels` ignored (unconditional)."""
+  channels: tuple[int, ...]
+  batch_norm: tuple[bool, ...]
+  kernel_size: int
+  activation: str
+  leaky_slope: float
+  dropout: float
+  bn_momentum: float
+  bn_epsilon: float
+  strided_conv_impl: str
+  winograd: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: Array, labels: Array | None, train: bool) -> Array:
+    del labels
+    act = ACTIVATIONS[self.activation](self.leaky_slope)
+    conv = strided_conv_layer(self.strided_conv_impl)
+    x = images
+    for i, (features, use_bn) in enumerate(zip(self.channels, self.batch_norm, strict=True)):
+      x = conv(features, self.kernel_size, 2, dtype=self.dtype, winograd=self.winograd,
+               name=f'Conv_{i}')(x)
+      if use_bn:
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         epsilon=self.bn_epsilon, dtype=self.dtype)(x)
+      x = act(x)
+      if self.dropout > 0:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = x.reshape(x.shape[0], -1)
+    logits = nn.Dense(1, kernel_init=ops.glorot_uniform, dtype=self.dtype)(x)
+    return logits[:, 0].astype(jnp.float32)
+
+
+def validate(block: ml_collections.ConfigDict, spec: models.ModelSpec) -> list[str]:
+  """Problems with `config.model.dcgan`, each naming the field (relative to the block)."""
+  problems = []
+
+  def need(condition: bool, message: str) -> None:
+    if not condition:
+      problems.append(message)
+
+  for setting, impls in (('conv_transpose_impl', CONV_TRANSPOSE_IMPLS),
+                         ('strided_conv_impl', STRIDED_CONV_IMPLS)):
+    need(block[setting] in impls,
+         f'{setting}={block[setting]!r} is unknown; use one of {sorted(impls)}.')
+  need(0 < block.bn_momentum < 1, f'bn_momentum={block.bn_momentum} must be in (0, 1).')
+  need(block.bn_epsilon > 0, f'bn_epsilon={block.bn_epsilon} must be > 0.')
+  for net in ('G', 'D'):
+    cfg = block[net]
+    need(cfg.activation in ACTIVATIONS,
+         f'{net}.activation={cfg.activation!r}: use one of {sorted(ACTIVATIONS)}.')
+    need(cfg.kernel_size > 0, f'{net}.kernel_size={cfg.kernel_size} must be > 0.')
+  need(len(block.D.channels) == len(block.D.batch_norm),
+       f'D.batch_norm has {len(block.D.batch_norm)} entries but D.channels has '
+       f'{len(block.D.channels)}: give one per convolution.')
+  need(0 <= block.D.dropout < 1, f'D.dropout={block.D.dropout} must be in [0, 1).')
+  size = block.G.base_size * 2 ** (len(block.G.channels) + 1)
+  need((size, size, block.G.out_channels) == tuple(spec.image_shape),
+       f'G makes {(size, size, block.G.out_channels)} images but the data are '
+       f'{tuple(spec.image_shape)}: G.base_size * 2**(len(G.channels) + 1) must be the image '
+       f'size and G.out_channels its channels.')
+  return problems
+
+
+@models.register('dcgan', validate=validate)
+def build(block: ml_collections.ConfigDict,
+          spec: models.ModelSpec) -> tuple[nn.Module, nn.Module]:
+  generator = DCGANGenerator(
+      base_size=block.G.base_size, base_channels=block.G.base_channels,
+      channels=tuple(block.G.channels), out_channels=block.G.out_channels,
+      kernel_size=block.G.kernel_size, activation=block.G.activation,
+      leaky_slope=block.G.leaky_slope, bn_momentum=block.bn_momentum,
+      bn_epsilon=block.bn_epsilon, conv_transpose_impl=block.conv_transpose_impl,
+      winograd=block.winograd, dtype=spec.dtype)
+  discriminator = DCGANDiscriminator(
+      channels=tuple(block.D.channels), batch_norm=tuple(block.D.batch_norm),
+      kernel_size=block.D.kernel_size, activation=block.D.activation,
+      leaky_slope=block.D.leaky_slope, dropout=block.D.dropout,
+      bn_momentum=block.bn_momentum, bn_epsilon=block.bn_epsilon,
+      strided_conv_impl=block.strided_conv_impl, winograd=block.winograd, dtype=spec.dtype)
+  return generator, discriminator

@@ -1,0 +1,69 @@
+"""When periodic work falls due: periods such as '1 epoch', '500 kimg', '1000 steps'.
+
+A period is '<number> <unit>' with the unit epoch(s), kimg (thousands of real images
+shown to D) or step(s); '' means never. A run's clock turns each into train steps, so
+`due(prev, step)` says whether a call of steps from `prev` to `step` reached a multiple
+of the period.
+"""
+
+import dataclasses
+import math
+import re
+
+UNITS = ('epochs', 'kimg', 'steps')
+_PATTERN = re.compile(r'^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]+)\s*$')
+_ALIASES = {'epoch': 'epochs', 'epochs': 'epochs', 'kimg': 'kimg', 'step': 'steps',
+            'steps': 'steps'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Period:
+  amount: float
+  unit: str  # One of UNITS.
+
+
+def parse(text: str) -> Period | None:
+  """'2 epochs' -> Period(2, 'epochs'); '' -> None. Raises ValueError naming the format."""
+  if not text.strip():
+    return None
+  match = _PATTERN.match(text.lower())
+  if not match or match.group(2) not in _ALIASES or float(match.group(1)) <= 0:
+    raise ValueError(f"{text!r} is no period: write '<positive number> <unit>' with the unit "
+                     f"one of epoch(s), kimg, step(s) (e.g. '1 epoch', '500 kimg'), or '' "
+                     f"for never.")
+  return Period(float(match.group(1)), _ALIASES[match.group(2)])
+
+
+def problem(name: str, text: str) -> list[str]:
+  """[] when `text` is a period or '', else one message naming the setting `name`."""
+  try:
+    parse(text)
+  except ValueError as error:
+    return [f'{name}: {error}']
+  return []
+
+
+@dataclasses.dataclass(frozen=True)
+class Clock:
+  """Converts periods into steps for a run of `steps_per_epoch` steps an epoch, each
+  showing D `images_per_step` real images."""
+  steps_per_epoch: int
+  images_per_step: int
+
+  def steps(self, period: Period) -> float:
+    return period.amount * {'epochs': self.steps_per_epoch,
+                            'kimg': 1000 / self.images_per_step, 'steps': 1}[period.unit]
+
+  def due(self, period: Period | None, prev_step: int, step: int) -> bool:
+    """Whether (prev_step, step] holds a multiple of `period` (never for None)."""
+    if period is None:
+      return False
+    every = self.steps(period)
+    # A hair of slack so that e.g. 0.1 kimg periods land on the step they mean.
+    return math.floor(step / every + 1e-9) > math.floor(prev_step / every + 1e-9)
+
+  def epoch(self, step: int) -> float:
+    return step / self.steps_per_epoch
+
+  def kimg(self, step: int) -> float:
+    return step * self.images_per_step / 1000
