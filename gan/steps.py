@@ -229,21 +229,21 @@ def _shapes(tree) -> tuple:
   return tuple(jnp.shape(leaf) for leaf in jax.tree_util.tree_leaves(tree))
 
 
-def _refusing_recompilation(fn: Callable, what: str):
+def _refusing_recompilation(fn: Callable, program_of: Callable, what: str):
   """`fn`, raising when jit traces it a second time for the same program.
 
-  A recompilation mid-run means a dtype or sharding changed between calls, which is a
-  bug, not a cost to pay silently. The shapes of the last argument tell which program a
+  A recompilation mid-run means a shape, dtype or sharding changed between calls, which
+  is a bug, not a cost to pay silently. `program_of(last argument)` tells which program a
   call needs (one for the step; one per k for calls of k steps).
   """
   traced: set = set()
 
   def traced_once_per_program(*args):
-    program = _shapes(args[-1])
+    program = program_of(args[-1])
     if program in traced:
-      raise RuntimeError(f'{what} being compiled again ({program}, '
-                         f'{[leaf.dtype for leaf in jax.tree_util.tree_leaves(args[-1])]}): '
-                         f'a dtype or sharding changed between calls.')
+      leaves = jax.tree_util.tree_leaves(args[-1])
+      raise RuntimeError(f'{what} being compiled again ({[(x.shape, x.dtype) for x in leaves]}'
+                         f'): a shape, dtype or sharding changed between calls.')
     traced.add(program)
     return fn(*args)
 
@@ -254,7 +254,8 @@ def make_train_step(config: ml_collections.ConfigDict, networks: Networks,
                     mesh: Mesh) -> TrainStep:
   """One step, jitted once: state replicated (and donated), batch split over devices.
   It raises if it is ever traced twice (`_refusing_recompilation`)."""
-  step_fn = _refusing_recompilation(make_step_fn(config, networks), 'The train step is')
+  step_fn = _refusing_recompilation(make_step_fn(config, networks), lambda batch: None,
+                                    'The train step is')
   return jax.jit(step_fn,
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
@@ -292,7 +293,7 @@ def make_train_steps(config: ml_collections.ConfigDict, networks: Networks,
       return state, jax.tree.map(lambda m: m[None], metrics)
     return jax.lax.scan(one_step, state, xs)
 
-  return jax.jit(_refusing_recompilation(run, 'The train steps are'),
+  return jax.jit(_refusing_recompilation(run, _shapes, 'The train steps are'),
                  in_shardings=(parallel.replicated(mesh), parallel.replicated(mesh),
                                parallel.stacked_batch_sharding(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
