@@ -8,16 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan import bench, models, steps
+from gan import bench, parallel, steps, timing
 from gan.config_files import load_config
-from gan.loop import make_mesh
+from gan.networks import Networks
 from gan.state import create_state
 from tests.conftest import load_benchmark
 
 
 def test_bench_step_row_is_consistent():
   config = load_config('configs/recap.py:smoke')
-  row = bench.bench_step(config, batch_size=8, num_steps=2, num_windows=3, warmup=1)
+  row = timing.bench_step(config, batch_size=8, num_steps=2, num_windows=3, warmup=1)
   assert row['batch_size'] == 8
   assert row['img_per_sec_min'] <= row['img_per_sec'] <= row['img_per_sec_max']
   np.testing.assert_allclose(row['ms_per_step'], 1000 * 8 / row['img_per_sec'])
@@ -41,7 +41,7 @@ def test_bench_step_times_the_reference_once_a_round():
     calls.append(len(calls))
     return [100.0, 300.0]  # Median 200.
 
-  row = bench.bench_step(config, batch_size=8, num_steps=1, num_windows=2, warmup=1,
+  row = timing.bench_step(config, batch_size=8, num_steps=1, num_windows=2, warmup=1,
                          reference=reference, rounds=3)
   assert calls == [0, 1, 2]
   assert row['torch_img_per_sec'] == 200.0
@@ -56,19 +56,19 @@ def test_flops_of_the_lowered_step_match_the_compiled_step_on_cpu():
   convolution, they must agree with the sharded step's compiled count."""
   assert jax.default_backend() == 'cpu'
   config = load_config('configs/recap.py:smoke')
-  generator, discriminator = models.build_models(config)
-  state = create_state(config, generator, discriminator)
-  batch = np.zeros((64, 32, 32, 3), np.uint8)
-  train_step = steps.make_train_step(config, generator, discriminator, make_mesh())
+  networks = Networks(config)
+  state = create_state(config, networks)
+  batch = timing.random_batch(config, 64)
+  train_step = steps.make_train_step(config, networks, parallel.make_mesh())
   lowered = train_step.lower(state, batch)
   # Backend passes change the count a little: 7% here, 0.4% for recap at batch 256.
-  counted = bench.step_flops(steps.make_step_fn(config, generator, discriminator), state, batch)
+  counted = timing.step_flops(steps.make_step_fn(config, networks), state, batch)
   assert counted > 1e9  # G and D forward and backward over 64 images.
-  np.testing.assert_allclose(counted, bench._flops(lowered.compile()), rtol=0.1)
+  np.testing.assert_allclose(counted, timing._flops(lowered.compile()), rtol=0.1)
 
 
 def test_matmul_peak_is_a_positive_rate():
-  assert bench.matmul_peak_gflops(size=256, repeats=3) > 0
+  assert timing.matmul_peak_gflops(size=256, repeats=3) > 0
 
 
 def test_per_network_times_g_and_both_d_passes(capsys):
@@ -87,7 +87,7 @@ def test_per_layer_lists_the_convolutions_the_models_run(config_name):
   import flax.linen as nn
   per_layer = load_benchmark('per_layer')
   config = load_config(f'configs/{config_name}.py')
-  generator, discriminator = models.build_models(config)
+  networks = Networks(config)
   seen = {}
 
   def record(next_fun, args, kwargs, context):
@@ -97,11 +97,8 @@ def test_per_layer_lists_the_convolutions_the_models_run(config_name):
       seen[prefix + name] = args[0].shape[1:]
     return next_fun(*args, **kwargs)
 
-  z = jnp.zeros((2, config.model.latent_dim))
   with nn.intercept_methods(record):
-    g_vars = jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), z, train=False))
-    d_vars = jax.eval_shape(lambda: discriminator.init(
-        jax.random.PRNGKey(0), jnp.zeros((2, *models.image_shape(config))), train=False))
+    g_vars, d_vars = jax.eval_shape(lambda: networks.init(jax.random.PRNGKey(0)))
   layers = per_layer.conv_layers(config)
   assert {layer['name']: tuple(layer['input']) for layer in layers} == seen
   for layer in layers:

@@ -7,7 +7,8 @@ import pytest
 from jax.sharding import Mesh
 
 from configs import recap
-from gan import checkpoint, models, steps
+from gan import checkpoint, parallel, steps
+from gan.networks import Networks
 from gan.state import create_state
 
 
@@ -15,10 +16,11 @@ def test_round_trip_is_exact_and_latest_wins(tmp_path):
   config = recap.get_config('smoke')
   config.train.batch_size = 4
   mesh = Mesh(np.array(jax.devices()), ('data',))
-  generator, discriminator = models.build_models(config)
-  state = jax.device_put(create_state(config, generator, discriminator), steps.replicated(mesh))
-  train_step = steps.make_train_step(config, generator, discriminator, mesh)
-  batch = jax.device_put(np.full((4, 32, 32, 3), 100, np.uint8), steps.batch_sharding(mesh))
+  networks = Networks(config)
+  state = jax.device_put(create_state(config, networks), parallel.replicated(mesh))
+  train_step = steps.make_train_step(config, networks, mesh)
+  batch = jax.device_put({'image': np.full((4, 32, 32, 3), 100, np.uint8),
+                          'label': np.arange(4, dtype=np.int32)}, parallel.batch_sharding(mesh))
 
   checkpointer = checkpoint.Checkpointer(tmp_path, max_to_keep=2)
   assert checkpointer.restore_latest(state) is None  # An empty folder: start fresh.
@@ -33,27 +35,30 @@ def test_round_trip_is_exact_and_latest_wins(tmp_path):
 
   restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(state)
   chex.assert_trees_all_equal(jax.device_get(restored), saved[-1])  # G, D, both Adam states,
-  assert int(restored.step) == 3                                    # step and key.
+  assert int(restored.step) == 3 and int(restored.images_shown) == 12  # counters, key.
   assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(template)
   # The restored state trains on exactly like the original.
   chex.assert_trees_all_equal(jax.device_get(train_step(restored, batch)[1]),
-                              jax.device_get(train_step(jax.device_put(saved[-1], steps.replicated(mesh)), batch)[1]))
+                              jax.device_get(train_step(jax.device_put(saved[-1], parallel.replicated(mesh)), batch)[1]))
 
 
-def test_checkpoint_from_before_g_ema_restores_without_it(tmp_path):
-  """Runs saved before GANState had `g_ema` still resume and evaluate."""
+def test_checkpoint_from_before_g_ema_and_images_shown_restores_without_them(tmp_path):
+  """Runs saved before GANState had `g_ema` and `images_shown` still resume and evaluate:
+  no EMA, and the images shown counted from the step."""
   import orbax.checkpoint as ocp
   config = recap.get_config('smoke')
-  generator, discriminator = models.build_models(config)
-  state = create_state(config, generator, discriminator)
-  old_layout = {'g': state.g, 'd': state.d, 'step': state.step, 'key': state.key}
+  networks = Networks(config)
+  state = create_state(config, networks)
+  old_layout = {'g': state.g, 'd': state.d, 'step': state.step.at[()].set(7), 'key': state.key}
   with ocp.CheckpointManager(tmp_path.absolute()) as manager:
     manager.save(7, args=ocp.args.StandardSave(old_layout))
-  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(state)
+  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(
+      state, images_per_step=16)
   assert restored.g_ema is None
+  assert int(restored.step) == 7 and int(restored.images_shown) == 7 * 16
   chex.assert_trees_all_equal(jax.device_get(restored.g.params), jax.device_get(state.g.params))
 
   config.train.g_ema_decay = 0.99  # But a run that wants an EMA cannot invent one.
-  with_ema = create_state(config, generator, discriminator)
+  with_ema = create_state(config, networks)
   with pytest.raises(ValueError, match='holds no EMA of G'):
-    checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(with_ema)
+    checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(with_ema, 16)

@@ -7,8 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from gan import evaluate, loop, models
+from gan import evaluate, loop
 from gan.metrics import weights
+from gan.networks import Networks
 from gan.state import sampling_variables
 
 TORCHSCRIPT = os.environ.get('GAN_FID_TORCHSCRIPT', '')
@@ -24,7 +25,7 @@ def fid_cache(tmp_path_factory, monkeypatch):
 
 
 def test_fid_during_training_and_after(smoke_config, tmp_path, fid_cache):
-  smoke_config.eval.every_epochs = 1
+  smoke_config.eval.every = '1 epoch'
   smoke_config.eval.num_samples = 20
   smoke_config.eval.reference_split = 'test'  # 24 images in the tiny folder.
   smoke_config.eval.batch_size = 10
@@ -38,7 +39,8 @@ def test_fid_during_training_and_after(smoke_config, tmp_path, fid_cache):
     assert 0 <= r['eval/recognisable'] <= 1
     assert sum(r['eval/class_histogram']) == 20 and len(r['eval/class_histogram']) == 10
     assert 0 <= r['eval/class_entropy'] <= np.log(10) + 1e-9
-    assert 'eval/is' not in r  # No logits-layer weights given: no Inception Score.
+    assert r['g_steps'] == r['step'] and r['d_steps'] == r['step']
+    assert 'eval/is' not in r  # Not asked for: no Inception Score.
   assert list(fid_cache.glob('fid-stats-cifar10-test-*.npz'))  # Reference cached.
 
   evaluate.main(['--workdir', str(tmp_path), '--num-samples', '20', '--reference', 'test',
@@ -55,11 +57,30 @@ def test_evaluate_samples_the_ema_generator(smoke_config, tmp_path, fid_cache):
   smoke_config.train.g_ema_decay = 0.99
   smoke_config.eval.reference_split = 'test'
   state = loop.train_and_evaluate(smoke_config, tmp_path)
-  generator, _ = models.build_models(smoke_config)
-  evaluator = evaluate.Evaluator(smoke_config, generator, 'test', batch_size=8)
-  ema_samples = evaluator.samples(sampling_variables(state), 8)
+  evaluator = evaluate.Evaluator(smoke_config, Networks(smoke_config), reference_split='test',
+                                 batch_size=8)
+  ema_samples, labels = evaluator.samples(sampling_variables(state), 8)
+  assert labels is None  # An unconditional model: no labels asked for.
   live = {'params': state.g.params, 'batch_stats': state.g.batch_stats}
-  assert not np.array_equal(ema_samples, evaluator.samples(live, 8))
+  assert not np.array_equal(ema_samples, evaluator.samples(live, 8)[0])
   record = evaluate.evaluate_run(tmp_path, 8, 'test', batch_size=8)
   np.testing.assert_allclose(
       record['eval/fid'], evaluator(sampling_variables(state), 8)['eval/fid'], rtol=1e-6)
+
+
+def test_metrics_are_chosen_by_name(smoke_config, tmp_path, fid_cache):
+  """Only the metrics named are measured, during training and by gan.evaluate."""
+  smoke_config.eval.every = '2 epochs'
+  smoke_config.eval.metrics = ('kid',)
+  smoke_config.eval.num_samples = 20
+  smoke_config.eval.reference_split = 'test'
+  smoke_config.eval.batch_size = 10
+  loop.train_and_evaluate(smoke_config, tmp_path)
+  evals = [r for r in map(json.loads, (tmp_path / 'metrics.jsonl').read_text().splitlines())
+           if 'eval/num_samples' in r]
+  assert len(evals) == 1 and evals[0]['epoch'] == 2.0
+  assert {k for k in evals[0] if k.startswith('eval/')} == {
+      'eval/kid', 'eval/kid_std', 'eval/num_samples', 'eval/reference'}
+  record = evaluate.evaluate_run(tmp_path, 20, 'test', batch_size=10,
+                                 metric_names=['recognisability'])
+  assert 'eval/recognisable' in record and 'eval/fid' not in record and 'eval/kid' not in record

@@ -31,7 +31,8 @@ def test_smoke_run_writes_every_output(smoke_config, tmp_path):
   assert int(state.step) == total
 
   config = json.loads((tmp_path / 'config.json').read_text())
-  assert config['model']['G']['channels'] == [256, 128] and config['seed'] == smoke_config.seed
+  assert config['model']['dcgan']['G']['channels'] == [256, 128]
+  assert config['seed'] == smoke_config.seed
 
   records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in records] == list(range(1, total + 1))  # Every step logged.
@@ -39,9 +40,13 @@ def test_smoke_run_writes_every_output(smoke_config, tmp_path):
     assert all(np.isfinite(r[key]) for r in records), key
   assert records[-1]['epoch'] == smoke_config.train.num_epochs
   assert records[-1]['kimg'] == total * smoke_config.train.batch_size / 1000
+  assert (records[-1]['g_steps'], records[-1]['d_steps']) == (total, total)
+  assert int(state.images_shown) == total * smoke_config.train.batch_size
+  assert (int(state.g.step), int(state.d.step)) == (total, total)
 
   grids = sorted((tmp_path / 'samples').glob('*.png'))
-  assert [p.name for p in grids] == [f'epoch_{e:04d}.png' for e in range(smoke_config.train.num_epochs + 1)]
+  assert [p.name for p in grids] == [f'step_{e * steps_per_epoch:08d}.png'
+                                     for e in range(smoke_config.train.num_epochs + 1)]
   grid = iio.imread(grids[-1])
   assert grid.shape == (4 * 34 + 2, 4 * 34 + 2, 3)  # 4x4 samples of 32 px, 2 px gaps.
   assert not np.array_equal(iio.imread(grids[0]), grid)  # G changed between epochs.
@@ -93,15 +98,23 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 
 @pytest.mark.parametrize('field,value,message', [
-    ('model.name', 'biggan', "model.name='biggan' is no known design"),
-    ('model.strided_conv_impl', 'winograd', "Unknown model.strided_conv_impl 'winograd'; use "
-     "one of ['flax', 'space_to_depth', 'subpixel_grad']"),
+    ('model.name', 'biggan', "model.name='biggan' is no known family"),
+    ('model.dcgan.strided_conv_impl', 'winograd', "model.dcgan.strided_conv_impl='winograd' is "
+     "unknown; use one of ['flax', 'space_to_depth', 'subpixel_grad']"),
     ('optim.G.learning_rate', -1e-4, 'optim.G.learning_rate=-0.0001 must be a positive number'),
+    ('optim.D.name', 'lion', "optim.D.name='lion': use one of ['adam']"),
     ('train.batch_size', 15, 'must be divisible by the 2 devices'),
     ('train.update_rule', 'sometimes', "train.update_rule='sometimes'"),
     ('train.g_ema_decay', 1.0, 'train.g_ema_decay=1.0 must be in [0, 1)'),
     ('train.dropout_rng', 'mt19937', "train.dropout_rng='mt19937': use one of"),
     ('train.steps_per_call', 0, 'train.steps_per_call=0 must be a positive integer'),
+    ('train.n_dis', 2, "train.n_dis=2: the 'simultaneous' rule makes one D update a step"),
+    ('train.g_ema_half_life_kimg', -1.0, 'train.g_ema_half_life_kimg=-1.0 must be >= 0'),
+    ('augment.policy', 'flip,jitter', "augment.policy names 'jitter', no known augmentation"),
+    ('eval.metrics', ('fid', 'lpips'), "eval.metrics names ['lpips'], no known metric"),
+    ('eval.every', 'weekly', "eval.every: 'weekly' is no period"),
+    ('checkpoint.every', '0 epochs', "checkpoint.every: '0 epochs' is no period"),
+    ('data.dataset', 'mnist', "data.dataset='mnist' is unknown; use one of ['cifar10']"),
 ])
 def test_bad_config_fails_before_anything_runs(smoke_config, tmp_path, field, value, message):
   section, _, key = field.rpartition('.')
@@ -138,3 +151,32 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint(tiny_cifar_dir, tmp_path, signum):
   assert checkpoint.Checkpointer(workdir / 'checkpoints', 2).latest_step() == stopped_at
   last_logged = json.loads(metrics.read_text().splitlines()[-1])['step']
   assert last_logged == stopped_at
+
+
+def test_periodic_work_on_kimg_and_step_schedules(smoke_config, tmp_path):
+  """Grids every 0.032 kimg (2 steps of 16 images), checkpoints every 3 steps, with 2
+  steps a call: each falls due after the call that reaches its time, and at the end."""
+  smoke_config.eval.samples_every = '0.032 kimg'
+  smoke_config.checkpoint.every = '3 steps'
+  smoke_config.checkpoint.max_to_keep = 10
+  smoke_config.train.steps_per_call = 2
+  loop.train_and_evaluate(smoke_config, tmp_path)  # 12 steps.
+  grids = sorted(p.name for p in (tmp_path / 'samples').glob('*.png'))
+  assert grids == [f'step_{s:08d}.png' for s in (0, 2, 4, 6, 8, 10, 12)]
+  saved = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit())
+  assert saved == [4, 6, 10, 12]  # Calls end at even steps: after steps 3, 6, 9 and the end.
+  frames = iio.imread(tmp_path / 'progress.gif', index=None)
+  assert frames.shape[0] == len(grids)
+
+
+def test_n_dis_run_counts_d_steps_and_images(smoke_config, tmp_path):
+  """An alternating run with 2 D updates a step: each step takes two real batches."""
+  smoke_config.train.update_rule = 'alternating'
+  smoke_config.train.n_dis = 2
+  state = loop.train_and_evaluate(smoke_config, tmp_path)
+  steps_per_epoch = smoke_config.data.num_examples // (2 * smoke_config.train.batch_size)
+  total = steps_per_epoch * smoke_config.train.num_epochs
+  assert (int(state.step), int(state.g.step), int(state.d.step)) == (total, total, 2 * total)
+  last = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
+  assert (last['g_steps'], last['d_steps'], last['epoch']) == (total, 2 * total, 2.0)
+  assert last['kimg'] == 2 * total * smoke_config.train.batch_size / 1000

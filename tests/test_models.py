@@ -1,4 +1,5 @@
-"""The two seed designs: exact Keras parameter counts, shapes, and live gradients."""
+"""The DCGAN family (the two seed designs): exact Keras parameter counts, the model
+contract, live gradients; the family registry."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 from configs import baseline, recap
-from gan import losses, models
+from gan import models
+from gan.losses import non_saturating
+from gan.models import dcgan
 
 # (trainable, BatchNorm statistics) as the seed's Keras model.summary() counts them.
 SEED_COUNTS = {
@@ -22,12 +25,12 @@ def _count(tree) -> int:
 
 def _init(name, conv_transpose_impl='subpixel'):
   config = CONFIGS[name]()
-  config.model.conv_transpose_impl = conv_transpose_impl
+  config.model.dcgan.conv_transpose_impl = conv_transpose_impl
   generator, discriminator = models.build_models(config)
   z = jax.random.normal(jax.random.PRNGKey(0), (4, 100))
-  g_vars = generator.init(jax.random.PRNGKey(1), z, train=False)
-  images = generator.apply(g_vars, z, train=False)
-  d_vars = discriminator.init(jax.random.PRNGKey(2), images, train=False)
+  g_vars = generator.init(jax.random.PRNGKey(1), z, None, train=False)
+  images = generator.apply(g_vars, z, None, train=False)
+  d_vars = discriminator.init(jax.random.PRNGKey(2), images, None, train=False)
   return generator, discriminator, g_vars, d_vars, z
 
 
@@ -42,12 +45,23 @@ def test_parameter_counts_match_the_seed(name, impl):
 @pytest.mark.parametrize('name', ['baseline', 'recap'])
 def test_output_shapes_and_ranges(name):
   generator, discriminator, g_vars, d_vars, z = _init(name)
-  images = generator.apply(g_vars, z, train=False)
+  images = generator.apply(g_vars, z, None, train=False)
   assert images.shape == (4, 32, 32, 3) and images.dtype == jnp.float32
   assert float(jnp.abs(images).max()) <= 1.0
-  logits = discriminator.apply(d_vars, images, train=False)
-  assert logits.shape == (4,)
-  assert models.image_shape(CONFIGS[name]()) == (32, 32, 3)
+  logits = discriminator.apply(d_vars, images, None, train=False)
+  assert logits.shape == (4,) and logits.dtype == jnp.float32
+  spec = models.spec_of(CONFIGS[name]())
+  assert (spec.image_shape, spec.num_classes, spec.conditional) == ((32, 32, 3), 10, False)
+
+
+@pytest.mark.parametrize('name', ['baseline', 'recap'])
+def test_an_unconditional_family_ignores_labels_by_contract(name):
+  generator, discriminator, g_vars, d_vars, z = _init(name)
+  labels = jnp.arange(4, dtype=jnp.int32)
+  images = generator.apply(g_vars, z, None, train=False)
+  np.testing.assert_array_equal(generator.apply(g_vars, z, labels, train=False), images)
+  np.testing.assert_array_equal(discriminator.apply(d_vars, images, labels, train=False),
+                                discriminator.apply(d_vars, images, None, train=False))
 
 
 @pytest.mark.parametrize('name', ['baseline', 'recap'])
@@ -57,17 +71,17 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(name):
   rngs = {'dropout': jax.random.PRNGKey(4)}
 
   def d_logits(d_params, images):
-    return discriminator.apply({**d_vars, 'params': d_params}, images, train=True,
+    return discriminator.apply({**d_vars, 'params': d_params}, images, None, train=True,
                                mutable=['batch_stats'], rngs=rngs)[0]
 
   def g_objective(g_params):
-    fake, _ = generator.apply({**g_vars, 'params': g_params}, z, train=True,
+    fake, _ = generator.apply({**g_vars, 'params': g_params}, z, None, train=True,
                               mutable=['batch_stats'])
-    return losses.non_saturating_g_loss(d_logits(d_vars['params'], fake))
+    return non_saturating.g_loss(d_logits(d_vars['params'], fake))
 
   def d_objective(d_params):
-    fake = generator.apply(g_vars, z, train=False)
-    return losses.non_saturating_d_loss(d_logits(d_params, real), d_logits(d_params, fake))
+    fake = generator.apply(g_vars, z, None, train=False)
+    return non_saturating.d_loss(d_logits(d_params, real), d_logits(d_params, fake))
 
   for grads in (jax.grad(g_objective)(g_vars['params']), jax.grad(d_objective)(d_vars['params'])):
     for path, grad in jax.tree_util.tree_leaves_with_path(grads):
@@ -79,11 +93,11 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(name):
 def test_fast_and_flax_generators_compute_the_same_function():
   generator, _, g_vars, _, z = _init('recap', 'subpixel')
   reference, _, _, _, _ = _init('recap', 'flax')
-  np.testing.assert_allclose(generator.apply(g_vars, z, train=False),
-                             reference.apply(g_vars, z, train=False), atol=1e-5)
+  np.testing.assert_allclose(generator.apply(g_vars, z, None, train=False),
+                             reference.apply(g_vars, z, None, train=False), atol=1e-5)
 
 
-@pytest.mark.parametrize('impl', sorted(models.STRIDED_CONV_IMPLS))
+@pytest.mark.parametrize('impl', sorted(dcgan.STRIDED_CONV_IMPLS))
 def test_fast_and_flax_discriminators_agree_with_gradients(impl):
   """Train mode (BatchNorm on batch statistics): logits, parameter and image gradients."""
   _, _, _, d_vars, _ = _init('recap')
@@ -91,11 +105,11 @@ def test_fast_and_flax_discriminators_agree_with_gradients(impl):
 
   def logits_and_grads(strided_conv_impl):
     config = recap.get_config()
-    config.model.strided_conv_impl = strided_conv_impl
+    config.model.dcgan.strided_conv_impl = strided_conv_impl
     _, discriminator = models.build_models(config)
 
     def objective(params, images):
-      logits, _ = discriminator.apply({**d_vars, 'params': params}, images, train=True,
+      logits, _ = discriminator.apply({**d_vars, 'params': params}, images, None, train=True,
                                       mutable=['batch_stats'])
       return jnp.sum(jnp.sin(logits)), logits
 
@@ -111,11 +125,30 @@ def test_fast_and_flax_discriminators_agree_with_gradients(impl):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
 
 
-def test_unknown_design_is_refused():
+def test_unknown_family_is_refused():
   config = recap.get_config()
   config.model.name = 'stylegan9'
-  with pytest.raises(ValueError, match="Unknown design.*'dcgan'"):
+  with pytest.raises(ValueError, match="Unknown model family.*'dcgan'"):
     models.build_models(config)
+  assert models.problems(config) == [
+      "model.name='stylegan9' is no known family; use one of ['dcgan']."]
+
+
+def test_a_family_reads_and_validates_only_its_own_block():
+  config = recap.get_config()
+  config.model.dcgan.G.channels = (256,)  # 16x16 images, but CIFAR-10 is 32x32.
+  config.model.dcgan.D.dropout = 1.5
+  problems = models.problems(config)
+  assert len(problems) == 2 and all(p.startswith('model.dcgan.') for p in problems)
+  assert any('the data are (32, 32, 3)' in p for p in problems)
+  config = recap.get_config()
+  config.model.conditional = True
+  assert models.problems(config) == ["model.conditional=True but family 'dcgan' takes no labels."]
+
+
+def test_a_family_registers_once():
+  with pytest.raises(ValueError, match='registered twice'):
+    models.register('dcgan')(dcgan.build)
 
 
 def test_keras_initialisation():
@@ -132,7 +165,7 @@ def test_keras_initialisation():
 
 @pytest.mark.parametrize('name', ['baseline', 'recap'])
 def test_winograd_setting_reaches_every_wide_layer(name):
-  """`config.model.winograd` decides how the wide layers run on the CPU: by Winograd
+  """`config.model.dcgan.winograd` decides how the wide layers run on the CPU: by Winograd
   (no XLA convolution left but D's 3-channel first layer) or by the exact-tap
   convolutions (G's per-phase: 4 a layer; D's two strided ones), with the same
   parameters and, to Winograd's rounding, the same function."""
@@ -140,15 +173,15 @@ def test_winograd_setting_reaches_every_wide_layer(name):
   outputs = {}
   for winograd in (True, False):
     config = CONFIGS[name]()
-    config.model.winograd = winograd
+    config.model.dcgan.winograd = winograd
     generator, discriminator = models.build_models(config)
-    g_vars = generator.init(jax.random.PRNGKey(1), z, train=False)
-    images = generator.apply(g_vars, z, train=False)
-    d_vars = discriminator.init(jax.random.PRNGKey(2), images, train=False)
-    convs = [str(jax.make_jaxpr(lambda v, x, m=m: m.apply(v, x, train=False))(v, x)).count(
+    g_vars = generator.init(jax.random.PRNGKey(1), z, None, train=False)
+    images = generator.apply(g_vars, z, None, train=False)
+    d_vars = discriminator.init(jax.random.PRNGKey(2), images, None, train=False)
+    convs = [str(jax.make_jaxpr(lambda v, x, m=m: m.apply(v, x, None, train=False))(v, x)).count(
         'conv_general_dilated') for m, v, x in ((generator, g_vars, z),
                                                 (discriminator, d_vars, images))]
-    assert convs == ([0, 1] if winograd else [4 * len(config.model.G.channels), 2])
-    outputs[winograd] = (images, discriminator.apply(d_vars, images, train=False))
+    assert convs == ([0, 1] if winograd else [4 * len(config.model.dcgan.G.channels), 2])
+    outputs[winograd] = (images, discriminator.apply(d_vars, images, None, train=False))
   for fast, exact in zip(outputs[True], outputs[False]):
     np.testing.assert_allclose(fast, exact, atol=1e-4 * float(np.abs(exact).max()))
