@@ -3,8 +3,8 @@
 `per_network.py` splits a train step into its networks; this splits the networks into their
 strided and transposed convolutions, each timed three ways on random inputs at the step's
 shapes: forward, input gradient (dx) and kernel gradient (dw). JAX runs the layer the config
-selects (`model.conv_transpose_impl`, `model.strided_conv_impl`: on the CPU the rewrites of
-`gan.layers`); PyTorch the modules of `torch_dcgan.build`. A PyTorch gradient is timed as
+selects (`model.dcgan.conv_transpose_impl`, `model.dcgan.strided_conv_impl`: on the CPU the
+rewrites of `gan.ops`); PyTorch the modules of `torch_dcgan.build`. A PyTorch gradient is timed as
 forward-and-gradient minus forward (autograd needs the forward); a JAX one alone (XLA drops
 the forward a linear layer's gradient does not need).
 

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan import classifier, data
+from gan import data
+from gan.metrics import classifier
+from gan.metrics.recognisability import recognisability
 
 
 def _images(n, seed=0):
@@ -17,11 +19,11 @@ def _images(n, seed=0):
 
 def test_recognisability_counts_confident_images_and_class_coverage():
   probs = np.array([[0.95, 0.05, 0.0], [0.5, 0.5, 0.0], [0.0, 0.08, 0.92], [0.1, 0.0, 0.9]])
-  result = classifier.recognisability(probs)
+  result = recognisability(probs)
   assert result['recognisable'] == 0.75  # 0.95, 0.92 and 0.9 reach the threshold; 0.5 not.
   assert result['class_histogram'] == [2, 0, 2]  # A tie goes to the first class.
   assert result['class_entropy'] == pytest.approx(np.log(2))
-  one_class = classifier.recognisability(np.tile([0.0, 1.0, 0.0], (5, 1)))
+  one_class = recognisability(np.tile([0.0, 1.0, 0.0], (5, 1)))
   assert one_class['class_entropy'] == 0 and one_class['recognisable'] == 1
 
 
@@ -81,7 +83,7 @@ def test_train_save_load_round_trip(tiny_cifar_dir, tmp_path):
   loaded = classifier.load(path)
   jax.tree.map(np.testing.assert_array_equal, loaded, jax.tree.map(np.asarray, variables))
   assert json.loads(path.with_suffix('.json').read_text())['epochs'] == 1
-  with pytest.raises(FileNotFoundError, match='python -m gan.classifier train'):
+  with pytest.raises(FileNotFoundError, match='python -m gan.metrics.classifier train'):
     classifier.load(tmp_path / 'missing.npz')
 
 

@@ -8,11 +8,11 @@ from gan.config_files import apply_overrides, load_config
 def test_overrides_parse_literals_and_strings():
   config = load_config('configs/recap.py')
   apply_overrides(config, ['model.compute_dtype=bfloat16', 'optim.G.learning_rate=1e-3',
-                           'model.D.channels=(32, 64)', 'train.batch_size=64',
+                           'model.dcgan.D.channels=(32, 64)', 'train.batch_size=64',
                            'log.tensorboard=False'])
   assert config.model.compute_dtype == 'bfloat16'
   assert config.optim.G.learning_rate == 1e-3 and config.optim.D.learning_rate == 2e-4
-  assert tuple(config.model.D.channels) == (32, 64)
+  assert tuple(config.model.dcgan.D.channels) == (32, 64)
   assert config.train.batch_size == 64 and config.log.tensorboard is False
 
 

@@ -10,11 +10,13 @@ import pytest
 
 from gan import cpu_defaults
 
-# Starts as train.py does (gan, then tune_malloc, then JAX); compiles one convolution, and
-# asks glibc (mallinfo2) how many bytes of a fresh 256 MB array it serves with mmap.
+# Starts as train.py does (the XLA flags, then tune_malloc, then JAX); compiles one
+# convolution, and asks glibc (mallinfo2) how many bytes of a fresh 256 MB array it serves
+# with mmap.
 _PROBE = '''
 import ctypes, json, os
 from gan import cpu_defaults
+cpu_defaults.apply_xla_flags()
 tuned = cpu_defaults.tune_malloc()
 import jax, jax.numpy as jnp
 import numpy as np
@@ -83,3 +85,14 @@ def test_warns_when_jax_already_started(monkeypatch):
   with pytest.warns(UserWarning, match='already started'):
     assert not cpu_defaults.apply_xla_flags()
   assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=2'
+
+
+def test_importing_gan_changes_nothing_in_the_process():
+  """Only the entry points apply the settings: `import gan` and its modules leave the
+  environment and glibc alone."""
+  code = ('import os, json; import gan, gan.loop, gan.evaluate, gan.metrics; '
+          'print(json.dumps(os.environ.get("XLA_FLAGS", "")))')
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                       check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == ''

@@ -12,7 +12,7 @@ import pytest
 import scipy.linalg
 
 from gan import data
-from gan.metrics import fid, inception, weights
+from gan.metrics import fid, inception, kid, weights
 
 
 def _gaussian(n, d, seed, shift=0.0):
@@ -38,7 +38,7 @@ def test_fid_and_kid_grow_with_the_perturbation():
   for shift in (0.0, 0.2, 0.5, 1.0):
     other = _gaussian(800, 32, 1, shift=shift)
     fids.append(fid.frechet_distance(*fid.feature_stats(base), *fid.feature_stats(other)))
-    kids.append(fid.kernel_inception_distance(base, other, num_subsets=10, subset_size=200)[0])
+    kids.append(kid.kernel_inception_distance(base, other, num_subsets=10, subset_size=200)[0])
   assert fids == sorted(fids) and fids[-1] > 10 * max(fids[0], 1e-3)
   assert kids == sorted(kids)
   assert abs(kids[0]) < 0.1 * kids[-1]  # Unbiased: ~0 for two draws of one distribution.

@@ -22,9 +22,10 @@ def test_summary_totals(get_config, g_total, g_trainable, d_total, d_trainable):
 
 
 def test_layers_in_call_order_with_bn_statistics_as_non_trainable():
-  generator, _ = __import__('gan.models', fromlist=['build_models']).build_models(recap.get_config())
+  from gan import models
+  generator, _ = models.build_models(recap.get_config())
   import jax.numpy as jnp
-  layers = summary.layers_of(generator, jnp.zeros((1, 100)), train=False)
+  layers = summary.layers_of(generator, jnp.zeros((1, 100)), None, train=False)
   assert [l.kind for l in layers] == ['Dense', 'BatchNorm', 'SubPixelConvTranspose', 'BatchNorm',
                                       'SubPixelConvTranspose', 'BatchNorm', 'SubPixelConvTranspose']
   assert (layers[1].trainable, layers[1].non_trainable) == (8192, 8192)

@@ -31,7 +31,7 @@ def test_torch_reference_times_in_a_process_of_its_own():
   """gan.bench --torch runs the reference as a program: it prints one rate per window."""
   from gan import bench
   env = {}
-  rates = bench.torch_reference_rates('configs/recap.py:smoke', ['model.G.channels=(16,8)'],
+  rates = bench.torch_reference_rates('configs/recap.py:smoke', ['model.dcgan.G.channels=(16,8)'],
                                       batch_size=4, num_steps=1, num_windows=2, warmup=0,
                                       env=env)
   assert len(rates) == 2 and all(r > 0 for r in rates)

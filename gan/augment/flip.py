@@ -9,12 +9,12 @@ G's gradient passes through it unchanged.
 import jax
 import jax.numpy as jnp
 
-from gan import augment
+from gan.augment import registry
 
 Array = jax.Array
 
 
-@augment.register('flip')
+@registry.register('flip')
 def flip(key: Array, images: Array) -> Array:
   mirrored = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
   return jnp.where(mirrored, images[:, :, ::-1], images)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan import losses
+from gan.losses import registry
 
 Array = jax.Array
 
@@ -25,6 +25,6 @@ def d_loss(real_logits: Array, fake_logits: Array) -> Array:
   return bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)
 
 
-@losses.register('non_saturating')
-def make() -> losses.Loss:
-  return losses.Loss(g_loss=g_loss, d_loss=d_loss)
+@registry.register('non_saturating')
+def make() -> registry.Loss:
+  return registry.Loss(g_loss=g_loss, d_loss=d_loss)

@@ -11,75 +11,10 @@ metrics share is computed once: the reference split's Inception statistics on th
 `Context`, the samples' Inception features on the `Samples`.
 """
 
-import functools
-import os
-from collections.abc import Callable
+# The built-in metrics register on import (cheaply: weights load in their factories).
+from gan.metrics import fid, inception_score, kid, recognisability  # noqa: F401
+from gan.metrics.registry import (INCEPTION_LOGITS_ENV, METRICS, Context, Metric, Samples,
+                                  make_metrics, register)
 
-import ml_collections
-import numpy as np
-
-INCEPTION_LOGITS_ENV = 'GAN_INCEPTION_LOGITS'
-
-
-class Context:
-  """What the metrics of one evaluator share: the reference split and the FID Inception."""
-
-  def __init__(self, data_config: ml_collections.ConfigDict, reference_split: str,
-               batch_size: int = 25, inception_logits: str = ''):
-    self.data_config = data_config.copy_and_resolve_references()
-    self.data_config.split, self.data_config.num_examples = reference_split, 0
-    self.reference = f'{self.data_config.dataset}:{reference_split}'
-    self.batch_size = batch_size
-    # The 1008-way logits layer of the reference Inception, for the Inception Score.
-    self.inception_logits = inception_logits or os.environ.get(INCEPTION_LOGITS_ENV, '')
-
-  @functools.cached_property
-  def extractor(self):
-    """The reference FID Inception's pool3 features of uint8 images."""
-    from gan.metrics.inception import FeatureExtractor  # Loads (or converts) the weights.
-    return FeatureExtractor(self.batch_size)
-
-  @functools.cached_property
-  def reference_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, covariance, KID features) of the reference split, cached on disk."""
-    from gan import data
-    from gan.metrics import fid
-    images, _ = data.load(self.data_config)
-    return fid.cached_stats(self.reference, images, self.extractor)
-
-
-class Samples:
-  """Generated images uint8 [N, H, W, C] (and the labels asked for, or None)."""
-
-  def __init__(self, images: np.ndarray, labels: np.ndarray | None, context: Context):
-    self.images, self.labels, self._context = images, labels, context
-
-  @functools.cached_property
-  def features(self) -> np.ndarray:
-    """Inception pool3 features [N, 2048], computed once for every metric that needs them."""
-    return self._context.extractor(self.images)
-
-
-Metric = Callable[[Samples], dict]
-METRICS: dict[str, Callable[[Context], Metric]] = {}
-
-
-def register(name: str):
-  def add(make: Callable[[Context], Metric]) -> Callable[[Context], Metric]:
-    if name in METRICS:
-      raise ValueError(f'Metric {name!r} is registered twice.')
-    METRICS[name] = make
-    return make
-
-  return add
-
-
-def make_metrics(names, context: Context) -> list[Metric]:
-  unknown = [name for name in names if name not in METRICS]
-  if unknown:
-    raise ValueError(f'Unknown metrics {unknown}; use names from {sorted(METRICS)}.')
-  return [METRICS[name](context) for name in names]
-
-
-# The built-in metrics register themselves on import (cheaply: weights load in factories).
-from gan.metrics import fid, inception_score, kid, recognisability  # noqa: E402,F401
+__all__ = ['INCEPTION_LOGITS_ENV', 'METRICS', 'Context', 'Metric', 'Samples', 'make_metrics',
+           'register']

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import tqdm
 
-from gan import data, metrics
+from gan import data
+from gan.metrics import registry
 from gan.metrics import weights
 
 
@@ -117,12 +118,12 @@ def _resumable_features(images: np.ndarray, extractor, parts: Path) -> np.ndarra
   return np.concatenate(out)
 
 
-@metrics.register('fid')
-def make(context: metrics.Context) -> metrics.Metric:
+@registry.register('fid')
+def make(context: registry.Context) -> registry.Metric:
   """FID of the samples against the reference split (Heusel et al. 2017)."""
   mu, sigma, _ = context.reference_stats
 
-  def fid_of(samples: metrics.Samples) -> dict:
+  def fid_of(samples: registry.Samples) -> dict:
     return {'eval/fid': frechet_distance(*feature_stats(samples.features), mu, sigma)}
 
   return fid_of

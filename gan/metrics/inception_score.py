@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan import metrics
+from gan.metrics import registry
 from gan.metrics.weights import WeightsError, tensor_from_storage
 
 NUM_CLASSES = 1008
@@ -226,16 +226,16 @@ class InceptionScorer:
     return inception_score(self.logits(features), num_splits)
 
 
-@metrics.register('inception_score')
-def make(context: metrics.Context) -> metrics.Metric:
+@registry.register('inception_score')
+def make(context: registry.Context) -> registry.Metric:
   """IS of the samples; needs the logits layer (`eval.inception_logits` or the variable)."""
   if not context.inception_logits:
     raise WeightsError(f"The 'inception_score' metric needs the reference Inception's logits "
                        f"layer: set config.eval.inception_logits (or "
-                       f"${metrics.INCEPTION_LOGITS_ENV}) to {HEAD_FILES}.")
+                       f"${registry.INCEPTION_LOGITS_ENV}) to {HEAD_FILES}.")
   scorer = InceptionScorer(context.inception_logits, context.extractor)
 
-  def inception_score_of(samples: metrics.Samples) -> dict:
+  def inception_score_of(samples: registry.Samples) -> dict:
     score, std = scorer(features=samples.features)
     return {'eval/is': score, 'eval/is_std': std}
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gan import metrics
+from gan.metrics import registry
 
 
 def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
@@ -27,12 +27,12 @@ def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
   return float(np.mean(scores)), float(np.std(scores))
 
 
-@metrics.register('kid')
-def make(context: metrics.Context) -> metrics.Metric:
+@registry.register('kid')
+def make(context: registry.Context) -> registry.Metric:
   """KID of the samples against the reference split's first KID features."""
   _, _, reference_features = context.reference_stats
 
-  def kid_of(samples: metrics.Samples) -> dict:
+  def kid_of(samples: registry.Samples) -> dict:
     kid, kid_std = kernel_inception_distance(samples.features, reference_features)
     return {'eval/kid': kid, 'eval/kid_std': kid_std}
 

@@ -8,7 +8,7 @@ entropy (a G that draws only horses can be very recognisable).
 
 import numpy as np
 
-from gan import metrics
+from gan.metrics import registry
 
 
 def recognisability(probs: np.ndarray, threshold: float = 0.9) -> dict:
@@ -26,12 +26,12 @@ def recognisability(probs: np.ndarray, threshold: float = 0.9) -> dict:
           'class_histogram': counts.tolist()}
 
 
-@metrics.register('recognisability')
-def make(context: metrics.Context) -> metrics.Metric:
+@registry.register('recognisability')
+def make(context: registry.Context) -> registry.Metric:
   from gan.metrics.classifier import Recogniser  # Loads the shipped weights.
   recogniser = Recogniser()
 
-  def recognisability_of(samples: metrics.Samples) -> dict:
+  def recognisability_of(samples: registry.Samples) -> dict:
     scores = recognisability(recogniser.probabilities(samples.images))
     return {f'eval/{key}': value for key, value in scores.items()}
 

@@ -18,90 +18,9 @@ returned must meet the contract:
 collection, dropout draws from the `dropout` rng stream. Only `gan.networks` calls them.
 """
 
-import dataclasses
-from collections.abc import Callable
+from gan.models import dcgan  # noqa: F401  (the built-in families register on import)
+from gan.models.registry import (FAMILIES, Family, ModelSpec, build_models, family_block,
+                                 problems, register, spec_of)
 
-import flax.linen as nn
-import jax.numpy as jnp
-import ml_collections
-
-from gan import data
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """What a family's networks must fit, from the data and the run's settings."""
-  image_shape: tuple[int, int, int]  # [H, W, C] of the data set's images.
-  num_classes: int                   # Labels are in [0, num_classes).
-  latent_dim: int                    # z is [N, latent_dim].
-  conditional: bool                  # Whether G and D are given labels (else None).
-  dtype: jnp.dtype                   # Compute dtype; parameters stay float32.
-
-
-Builder = Callable[[ml_collections.ConfigDict, ModelSpec], tuple[nn.Module, nn.Module]]
-Validator = Callable[[ml_collections.ConfigDict, ModelSpec], list[str]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Family:
-  build: Builder
-  validate: Validator      # Problems with the family's block, each naming what to change.
-  conditional: bool        # Whether its networks can take labels.
-
-
-FAMILIES: dict[str, Family] = {}
-
-
-def register(name: str, *, validate: Validator | None = None, conditional: bool = False):
-  """Decorator registering a builder as family `name` (read from `config.model.name`)."""
-
-  def add(build: Builder) -> Builder:
-    if name in FAMILIES:
-      raise ValueError(f'Model family {name!r} is registered twice.')
-    FAMILIES[name] = Family(build, validate or (lambda block, spec: []), conditional)
-    return build
-
-  return add
-
-
-def spec_of(config: ml_collections.ConfigDict) -> ModelSpec:
-  dataset = data.dataset_spec(config.data)
-  return ModelSpec(image_shape=dataset.image_shape, num_classes=dataset.num_classes,
-                   latent_dim=config.model.latent_dim, conditional=config.model.conditional,
-                   dtype=jnp.dtype(config.model.compute_dtype))
-
-
-def family_block(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`config.model.<name>`: the one block the family reads."""
-  name = config.model.name
-  if name not in config.model:
-    raise ValueError(f'config.model.name={name!r} but the config has no config.model.{name} '
-                     f'block holding its settings.')
-  return config.model[name]
-
-
-def problems(config: ml_collections.ConfigDict) -> list[str]:
-  """What is wrong with `config.model` for its family, each naming what to change."""
-  name = config.model.name
-  if name not in FAMILIES:
-    return [f'model.name={name!r} is no known family; use one of {sorted(FAMILIES)}.']
-  if name not in config.model:
-    return [f'model.name={name!r} but the config has no model.{name} block.']
-  family = FAMILIES[name]
-  if config.model.conditional and not family.conditional:
-    return [f'model.conditional=True but family {name!r} takes no labels.']
-  return [f'model.{name}.{problem}' for problem in family.validate(config.model[name],
-                                                                   spec_of(config))]
-
-
-def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
-  """(generator, discriminator) of `config.model.name`, built from its block."""
-  name = config.model.name
-  if name not in FAMILIES:
-    raise ValueError(f'Unknown model family config.model.name={name!r}; '
-                     f'known: {sorted(FAMILIES)}.')
-  return FAMILIES[name].build(family_block(config), spec_of(config))
-
-
-# The built-in families register themselves on import.
-from gan.models import dcgan  # noqa: E402,F401
+__all__ = ['FAMILIES', 'Family', 'ModelSpec', 'build_models', 'family_block', 'problems',
+           'register', 'spec_of']

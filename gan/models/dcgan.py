@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan import models, ops
+from gan import ops
+from gan.models import registry
 
 Array = jax.Array
 
@@ -132,7 +133,7 @@ class DCGANDiscriminator(nn.Module):
     return logits[:, 0].astype(jnp.float32)
 
 
-def validate(block: ml_collections.ConfigDict, spec: models.ModelSpec) -> list[str]:
+def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list[str]:
   """Problems with `config.model.dcgan`, each naming the field (relative to the block)."""
   problems = []
 
@@ -163,9 +164,9 @@ def validate(block: ml_collections.ConfigDict, spec: models.ModelSpec) -> list[s
   return problems
 
 
-@models.register('dcgan', validate=validate)
+@registry.register('dcgan', validate=validate)
 def build(block: ml_collections.ConfigDict,
-          spec: models.ModelSpec) -> tuple[nn.Module, nn.Module]:
+          spec: registry.ModelSpec) -> tuple[nn.Module, nn.Module]:
   generator = DCGANGenerator(
       base_size=block.G.base_size, base_channels=block.G.base_channels,
       channels=tuple(block.G.channels), out_channels=block.G.out_channels,
