@@ -51,7 +51,7 @@ def _max_pool2(x: jax.Array) -> jax.Array:
 
 class Classifier(nn.Module):
   """Optional stem conv, then blocks of conv -> pool -> BN -> GELU -> conv -> BN -> GELU."""
-  stem: int = 0  # Width of a conv before the blocks (0: none; measured 40% slower at 32).
+  stem: int = 0  # Width of a conv before the blocks (0: none; slower, docs/performance.md).
   widths: tuple[int, ...] = (64, 128, 256)
   num_classes: int = 10
   logit_scale: float = 0.125  # Small initial logits keep the high learning rate stable.

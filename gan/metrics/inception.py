@@ -81,7 +81,7 @@ def _avg_pool_exclude_pad(x):
 
 def _conv2d(x: Array, kernel: Array, stride: int, padding) -> Array:
   """NHWC convolution; the 1x1 ones (40 of the 94) as a plain matmul, which XLA:CPU runs
-  ~25% faster for the whole network (8.1 -> 10.2 img/s at batch 50) with equal outputs."""
+  faster with equal outputs (docs/performance.md)."""
   taps_h, taps_w, channels, features = kernel.shape
   if taps_h == taps_w == stride == 1:
     batch, height, width, _ = x.shape

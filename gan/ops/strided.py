@@ -120,8 +120,7 @@ class SubPixelGradConv(common.SquareConv):
     inputs), and a custom VJP that computes the input gradient, which XLA:CPU computes
     as a convolution of the zero-dilated output gradient, phase by phase instead
     (`_strided_conv_input_grad`: 36 taps for a 5x5/2 kernel's 25, at XLA:CPU's full
-    convolution speed). Recap train step, batch 256, 2-core CPU: 256-260 img/s with
-    Flax's layer, 271-280 with this one (before `common.batch_minor`);
+    convolution speed);
   * 'winograd': `_space_to_depth_conv` by `winograd.winograd_conv`, differentiated by JAX;
   * 'auto' (default): 'xla' on accelerators; on the CPU 'winograd' for inputs of at
     least `winograd.MIN_IN_FEATURES` channels when `winograd` is set, else
