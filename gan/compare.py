@@ -10,25 +10,23 @@ latest evaluation record (`python -m gan.evaluate` or `eval.every_epochs`): FID 
 the recognisable share and class entropy, IS when measured, and the sample count.
 """
 
-import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan import summary, visualize  # noqa: E402
+from gan import config_files, summary, visualize  # noqa: E402
 
 _OUT = flags.DEFINE_string('out', 'compare', 'Output path without extension.')
 
 
 def summarize_run(workdir: Path) -> dict:
-  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  config = config_files.read_run_config(workdir)
   records = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'G/loss' in r]
   if not records:
     raise ValueError(f'{workdir}: metrics.jsonl holds no training steps.')

@@ -67,3 +67,44 @@ def _diff_keys(a: dict, b: dict, prefix: str = '') -> list[str]:
     elif a.get(key) != b.get(key):
       keys.append(prefix + key)
   return keys
+
+
+# The DCGAN settings that lived directly under config.model before families had blocks.
+_DCGAN_FIELDS = ('G', 'D', 'bn_momentum', 'bn_epsilon', 'conv_transpose_impl',
+                 'strided_conv_impl', 'winograd')
+
+
+def _period(epochs: int) -> str:
+  return f'{epochs} epochs' if epochs else ''
+
+
+def upgrade(stored: dict) -> dict:
+  """A run's stored config.json in today's layout: runs recorded before model families
+  had their own block, before schedules were periods, or before a field existed load as
+  the run they were (every added field at the value that reproduces the old behaviour)."""
+  config = json.loads(json.dumps(stored))  # A deep copy.
+  model = config['model']
+  if model.get('name') == 'dcgan' and 'dcgan' not in model:
+    model['dcgan'] = {name: model.pop(name) for name in _DCGAN_FIELDS if name in model}
+  model.setdefault('conditional', False)
+  config['data'].setdefault('dataset', 'cifar10')
+  config.setdefault('augment', {'policy': ''})
+  for name, value in (('g_batch_size', 0), ('n_dis', 1), ('g_ema_decay', 0.0),
+                      ('g_ema_half_life_kimg', 0.0)):
+    config['train'].setdefault(name, value)
+  evaluation = config['eval']
+  if 'every_epochs' in evaluation:
+    evaluation['every'] = _period(evaluation.pop('every_epochs'))
+  evaluation.setdefault('samples_every', '1 epoch')
+  evaluation.setdefault('metrics', ['fid', 'kid', 'recognisability'])
+  if 'every_epochs' in config['checkpoint']:
+    config['checkpoint']['every'] = _period(config['checkpoint'].pop('every_epochs'))
+  return config
+
+
+def read_run_config(workdir: Path) -> ml_collections.ConfigDict:
+  """The config a run recorded (`workdir/config.json`), upgraded to today's layout."""
+  path = Path(workdir) / 'config.json'
+  if not path.is_file():
+    raise FileNotFoundError(f'{path}: missing; is {workdir} a run folder (train.py --workdir)?')
+  return ml_collections.ConfigDict(upgrade(json.loads(path.read_text())))

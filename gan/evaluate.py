@@ -29,7 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan import checkpoint, metrics, parallel, steps, streams, visualize
+from gan import checkpoint, config_files, metrics, parallel, steps, streams, visualize
 from gan.networks import Networks
 from gan.state import GANState, create_state, sampling_variables
 
@@ -80,7 +80,7 @@ class Evaluator:
 
 def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, Networks, GANState]:
   """(config, networks, latest state) of the run in `workdir`."""
-  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  config = config_files.read_run_config(workdir)
   networks = Networks(config)
   template = jax.jit(lambda: create_state(config, networks),
                      out_shardings=parallel.replicated(parallel.make_mesh()))()
@@ -103,7 +103,7 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str, batch_si
   step = int(state.step)
   steps_per_epoch = _steps_per_epoch(workdir)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
-            'kimg': int(state.images_shown) / 1000, 'g_steps': int(state.g.step),
+            'kimg': float(state.kimg), 'g_steps': int(state.g.step),
             'd_steps': int(state.d.step), **evaluator(sampling_variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
