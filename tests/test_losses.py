@@ -1,9 +1,11 @@
 """Losses and accuracies: exact values on hand-computed cases."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gan import losses
+from gan.losses import hinge
 from gan.losses import non_saturating as ns
 
 
@@ -46,3 +48,15 @@ def test_losses_are_found_by_name():
   assert losses.get('non_saturating').g_loss is ns.g_loss
   with np.testing.assert_raises_regex(ValueError, "Unknown loss 'hinge2'; use one of"):
     losses.get('hinge2')
+
+
+def test_hinge_loss_on_known_logits():
+  real, fake = jnp.array([2.0, 0.5, -1.0]), jnp.array([-3.0, -0.5, 1.0])
+  # D: relu(1 - real) = (0, 0.5, 2), relu(1 + fake) = (0, 0.5, 2): means 5/6 each.
+  np.testing.assert_allclose(hinge.d_loss(real, fake), 5 / 3, rtol=1e-6)
+  np.testing.assert_allclose(hinge.g_loss(fake), 2.5 / 3, rtol=1e-6)
+  # Past the margins D's loss is flat: no gradient from confidently classified images.
+  grads = jax.grad(hinge.d_loss, argnums=(0, 1))(jnp.array([2.0, 0.5]), jnp.array([-3.0, 0.0]))
+  np.testing.assert_allclose(grads[0], [0.0, -0.5])
+  np.testing.assert_allclose(grads[1], [0.0, 0.5])
+  assert losses.get('hinge').d_loss is hinge.d_loss

@@ -11,7 +11,7 @@ to every image D sees, real and fake, in D's updates and in G's, each call with 
 named stream of the step.
 """
 
-from gan.augment import flip  # noqa: F401  (the built-in augmentations register on import)
+from gan.augment import diffaugment, flip  # noqa: F401  (built-ins register on import)
 from gan.augment.registry import (AUGMENTATIONS, Augmentation, make_policy, parse_policy,
                                   problems, register)
 
