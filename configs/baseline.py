@@ -100,6 +100,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.optim[net].b1 = 0.9
     config.optim[net].b2 = 0.999
     config.optim[net].eps = 1e-7  # Keras' Adam epsilon (optax defaults to 1e-8).
+    # The learning rate over the run: 'constant', or 'linear' decay to 0 (SNGAN).
+    config.optim[net].schedule = 'constant'
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 256   # D's real batch (global, split over all devices); the

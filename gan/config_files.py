@@ -92,6 +92,8 @@ def upgrade(stored: dict) -> dict:
   for name, value in (('g_batch_size', 0), ('n_dis', 1), ('g_ema_decay', 0.0),
                       ('g_ema_half_life_kimg', 0.0)):
     config['train'].setdefault(name, value)
+  for net in ('G', 'D'):
+    config['optim'][net].setdefault('schedule', 'constant')
   evaluation = config['eval']
   if 'every_epochs' in evaluation:
     evaluation['every'] = _period(evaluation.pop('every_epochs'))

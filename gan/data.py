@@ -30,11 +30,12 @@ import numpy as np
 ENV_DIR = 'GAN_CIFAR10_DIR'
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class DatasetSpec:
-  """What a data set fixes for the models: image shape and the classes of its labels."""
+  """What a data set fixes: image shape, the classes of its labels, its splits' sizes."""
   image_shape: tuple[int, int, int]
   class_names: tuple[str, ...]
+  split_sizes: dict
 
   @property
   def num_classes(self) -> int:
@@ -44,7 +45,8 @@ class DatasetSpec:
 # Data sets by `config.data.dataset`.
 DATASETS = {
     'cifar10': DatasetSpec((32, 32, 3), ('airplane', 'automobile', 'bird', 'cat', 'deer',
-                                         'dog', 'frog', 'horse', 'ship', 'truck')),
+                                         'dog', 'frog', 'horse', 'ship', 'truck'),
+                           {'train': 50_000, 'test': 10_000}),
 }
 # Where the images come from (`config.data.source`), the one list of them.
 SOURCES = ('auto', 'tfds', 'binary', 'python')

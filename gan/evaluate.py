@@ -29,7 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan import checkpoint, config_files, metrics, parallel, steps, streams, visualize
+from gan import checkpoint, config_files, metrics, parallel, schedule, streams, visualize
 from gan.networks import Networks
 from gan.state import GANState, create_state, sampling_variables
 
@@ -85,7 +85,7 @@ def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, Networks, GANSta
   template = jax.jit(lambda: create_state(config, networks),
                      out_shardings=parallel.replicated(parallel.make_mesh()))()
   checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
-  state = checkpointer.restore_latest(template, images_per_step=steps.images_per_step(config))
+  state = checkpointer.restore_latest(template, images_per_step=schedule.images_per_step(config))
   checkpointer.close()
   if state is None:
     raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint to evaluate.')

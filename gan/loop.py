@@ -53,16 +53,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   images, labels = data.load(config.data)
   dataset = {'image': images, 'label': labels}
-  per_step = steps.images_per_step(config)
-  steps_per_epoch = len(images) // per_step
+  per_step = schedule.images_per_step(config)
+  steps_per_epoch = schedule.steps_per_epoch(config, len(images))
   if steps_per_epoch == 0:
     raise ValueError(f'{len(images)} examples make no step of {per_step} images '
                      f'(train.n_dis * train.batch_size).')
-  total_steps = config.train.num_epochs * steps_per_epoch
+  total_steps = schedule.total_steps(config, len(images))
   clock = schedule.Clock(steps_per_epoch, per_step)
 
   networks = Networks(config)
-  state = jax.jit(lambda: create_state(config, networks),
+  state = jax.jit(lambda: create_state(config, networks, total_steps),
                   out_shardings=parallel.replicated(mesh))()
   checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
   restored = checkpointer.restore_latest(state, images_per_step=per_step)

@@ -10,6 +10,10 @@ import dataclasses
 import math
 import re
 
+import ml_collections
+
+from gan import data
+
 UNITS = ('epochs', 'kimg', 'steps')
 _PATTERN = re.compile(r'^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]+)\s*$')
 _ALIASES = {'epoch': 'epochs', 'epochs': 'epochs', 'kimg': 'kimg', 'step': 'steps',
@@ -41,6 +45,24 @@ def problem(name: str, text: str) -> list[str]:
   except ValueError as error:
     return [f'{name}: {error}']
   return []
+
+
+def images_per_step(config: ml_collections.ConfigDict) -> int:
+  """Real images one train step shows D: `train.n_dis` batches of `train.batch_size`."""
+  return config.train.n_dis * config.train.batch_size
+
+
+def steps_per_epoch(config: ml_collections.ConfigDict, num_examples: int = 0) -> int:
+  """Train steps in one pass over `num_examples` images (default: as many as the config's
+  split holds, `data.num_examples` or the data set's split size); the last partial step
+  is dropped."""
+  num_examples = (num_examples or config.data.num_examples or
+                  data.dataset_spec(config.data).split_sizes[config.data.split])
+  return num_examples // images_per_step(config)
+
+
+def total_steps(config: ml_collections.ConfigDict, num_examples: int = 0) -> int:
+  return config.train.num_epochs * steps_per_epoch(config, num_examples)
 
 
 @dataclasses.dataclass(frozen=True)

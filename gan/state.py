@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax.training import train_state
 
-from gan import optim, streams
+from gan import optim, schedule, streams
 from gan.networks import Networks
 
 
@@ -66,21 +66,28 @@ def keeps_g_ema(config: ml_collections.ConfigDict) -> bool:
   return bool(config.train.g_ema_decay or config.train.g_ema_half_life_kimg)
 
 
-def create_state(config: ml_collections.ConfigDict, networks: Networks) -> GANState:
-  """Initial state from `config.seed`; pure, so it can run under `jax.jit`."""
+def create_state(config: ml_collections.ConfigDict, networks: Networks,
+                 total_steps: int = 0) -> GANState:
+  """Initial state from `config.seed`; pure, so it can run under `jax.jit`.
+
+  `total_steps`, the run's train steps (default: as the config's data split makes them),
+  sets how long the learning-rate schedules run: G updates once a step, D `n_dis` times.
+  """
   keys = streams.run_keys(config.seed)
   g_vars, d_vars = networks.init(keys['init'])
+  total_steps = total_steps or schedule.total_steps(config)
+  updates = {'G': total_steps, 'D': total_steps * config.train.n_dis}
 
-  def net_state(module, variables, optim_config):
-    net = NetState.create(apply_fn=module.apply, params=variables['params'],
-                          tx=optim.make_optimizer(optim_config),
-                          batch_stats=variables.get('batch_stats', {}))
+  def net_state(module, variables, net):
+    net_state = NetState.create(apply_fn=module.apply, params=variables['params'],
+                                tx=optim.make_optimizer(config.optim[net], updates[net]),
+                                batch_stats=variables.get('batch_stats', {}))
     # create() starts from a Python 0, a weakly typed int32 that a restored checkpoint
     # would not reproduce: the step would then compile twice.
-    return net.replace(step=jnp.zeros((), jnp.int32))
+    return net_state.replace(step=jnp.zeros((), jnp.int32))
 
-  return GANState(g=net_state(networks.generator, g_vars, config.optim.G),
-                  d=net_state(networks.discriminator, d_vars, config.optim.D),
+  return GANState(g=net_state(networks.generator, g_vars, 'G'),
+                  d=net_state(networks.discriminator, d_vars, 'D'),
                   step=jnp.zeros((), jnp.int32), images_shown=jnp.zeros((), jnp.int32),
                   key=keys['train'],
                   # A copy: the state is donated, and one buffer donated twice crashes XLA.

@@ -26,6 +26,7 @@ import optax
 from jax.sharding import Mesh
 
 from gan import data, losses, parallel, streams
+from gan.schedule import images_per_step
 from gan.networks import Networks
 from gan.state import GANState, NetState, keeps_g_ema
 
@@ -38,11 +39,6 @@ TrainStep = Callable[[GANState, Batch], tuple[GANState, Metrics]]
 def g_batch_size(config: ml_collections.ConfigDict) -> int:
   """G's samples per G update: `train.g_batch_size`, or D's batch when it is 0."""
   return config.train.g_batch_size or config.train.batch_size
-
-
-def images_per_step(config: ml_collections.ConfigDict) -> int:
-  """Real images one train step shows D: `n_dis` batches."""
-  return config.train.n_dis * config.train.batch_size
 
 
 def _d_update_batches(batch: Batch, n_dis: int) -> Batch:

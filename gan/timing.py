@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan import data, parallel, steps
+from gan import data, parallel, schedule, steps
 from gan.networks import Networks
 from gan.state import create_state
 from gan.validation import validate_config
@@ -78,7 +78,7 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
   state = jax.jit(lambda: create_state(config, networks),
                   out_shardings=parallel.replicated(mesh))()
   train_step = steps.make_train_step(config, networks, mesh)
-  batch = jax.device_put(random_batch(config, steps.images_per_step(config)),
+  batch = jax.device_put(random_batch(config, schedule.images_per_step(config)),
                          parallel.batch_sharding(mesh))
 
   start = time.perf_counter()

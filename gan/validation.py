@@ -68,9 +68,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(train.log_every_steps > 0, f'train.log_every_steps={train.log_every_steps} must be > 0.')
   need(isinstance(train.steps_per_call, int) and train.steps_per_call > 0,
        f'train.steps_per_call={train.steps_per_call!r} must be a positive integer.')
-  need(config.data.num_examples == 0 or config.data.num_examples >= steps.images_per_step(config),
+  need(config.data.num_examples == 0 or config.data.num_examples >= schedule.images_per_step(config),
        f'data.num_examples={config.data.num_examples} is smaller than one step '
-       f'({steps.images_per_step(config)} images: train.n_dis * train.batch_size).')
+       f'({schedule.images_per_step(config)} images: train.n_dis * train.batch_size).')
 
   evaluation = config.eval
   for name in ('eval.samples_every', 'eval.every', 'checkpoint.every'):
