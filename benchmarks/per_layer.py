@@ -33,7 +33,8 @@ import time
 if __name__ == '__main__':
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from gan import cpu_defaults
-  cpu_defaults.tune_malloc()  # As train.py and gan.bench, before threads start.
+  cpu_defaults.apply_xla_flags()  # As train.py and gan.bench, before JAX starts
+  cpu_defaults.tune_malloc()      # and before threads start.
 
 OPS = ('fwd', 'dx', 'dw')
 

@@ -8,7 +8,7 @@ train mode (batch statistics) on random inputs, timed as the median of repeated 
   step needs for G's images;
 * D, real batch: forward and the parameters' gradients only.
 
-Run one framework per process, the other after it, and compare (README "Speed"):
+Run one framework per process, the other after it, and compare (docs/performance.md):
 
   python benchmarks/per_network.py --framework jax --config configs/recap.py
   python benchmarks/per_network.py --framework torch --config configs/recap.py
@@ -27,7 +27,8 @@ import time
 if __name__ == '__main__':
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from gan import cpu_defaults
-  cpu_defaults.tune_malloc()  # As train.py and gan.bench, before threads start.
+  cpu_defaults.apply_xla_flags()  # As train.py and gan.bench, before JAX starts
+  cpu_defaults.tune_malloc()      # and before threads start.
 
 
 def _median_ms(fn, repeats: int) -> float:

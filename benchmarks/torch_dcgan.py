@@ -40,8 +40,28 @@ class _Reshape(nn.Module):
     return x.reshape(x.shape[0], *self.shape)
 
 
+def check_reproducible(config: ml_collections.ConfigDict) -> None:
+  """Raises for a config whose step this reference does not compute (it times the seed's
+  step only), so that `gan.bench --torch` never compares two different steps."""
+  differences = [f'{name}={value!r}' for name, value, seed in (
+      ('model.name', config.model.name, 'dcgan'),
+      ('model.conditional', config.model.conditional, False),
+      ('train.update_rule', config.train.update_rule, 'simultaneous'),
+      ('train.n_dis', config.train.n_dis, 1),
+      ('loss.name', config.loss.name, 'non_saturating'),
+      ('augment.policy', config.augment.policy, ''),
+      ('train.g_ema_decay', config.train.g_ema_decay, 0.0),
+      ('train.g_ema_half_life_kimg', config.train.g_ema_half_life_kimg, 0.0),
+      ('optim.G.schedule', config.optim.G.schedule, 'constant'),
+      ('optim.D.schedule', config.optim.D.schedule, 'constant')) if value != seed]
+  if differences:
+    raise ValueError(f'The PyTorch reference computes the seed\'s DCGAN step only; this config '
+                     f'has {", ".join(differences)}.')
+
+
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(G, D) as torch modules, NCHW, for a 'dcgan' config."""
+  check_reproducible(config)
   m = config.model.dcgan
   # Keras/Flax momentum 0.99 (weight of the old average) is PyTorch momentum 0.01.
   bn2d = lambda c: nn.BatchNorm2d(c, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)

@@ -114,8 +114,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # noise against the updated D.
   config.train.update_rule = 'simultaneous'
   # An exponential moving average of G's parameters, by its decay per step or by its
-  # half-life in kimg (StyleGAN2-ADA's ema_kimg; wins over the decay); 0 and 0: none, as
-  # the seed. When kept, grids and metrics sample the average, usually better than the
+  # half-life in kimg (StyleGAN2-ADA's ema_kimg); set at most one; 0 and 0: none, as the
+  # seed. When kept, grids and metrics sample the average, usually better than the
   # last iterate (Yazici et al. 2019).
   config.train.g_ema_decay = 0.0
   config.train.g_ema_half_life_kimg = 0.0

@@ -1,7 +1,8 @@
-"""Orbax checkpoints of the whole GANState (G, D, both optimizer states, step, key).
+"""Orbax checkpoints of the whole GANState (G, D, both optimizer states, the step, the
+images shown, the key, the EMA of G).
 
 Resume order: the latest checkpoint in `<workdir>/checkpoints` wins; with none, the run
-starts from `create_state(config)`. Saves are synchronous, so a save that returned is
+starts from `create_state(config, networks)`. Saves are synchronous, so a save that returned is
 complete on disk (a SIGTERM handler can save and exit); orbax writes to a temporary folder
 and renames it, so an interrupted save never leaves a half checkpoint that looks whole.
 """
@@ -41,7 +42,8 @@ class Checkpointer:
 
     A checkpoint written before a field of GANState existed still restores: without
     `g_ema` as a run keeping none (an error when `template` keeps one); without
-    `images_shown` with step * `images_per_step` images shown.
+    `images_shown` with step * `images_per_step` images shown. A run that kept an EMA
+    and resumes without one drops it.
     """
     step = self._manager.latest_step()
     if step is None:
@@ -60,10 +62,14 @@ class Checkpointer:
     if 'images_shown' not in saved and images_per_step is None:
       raise ValueError(f'The checkpoint of step {step} does not count the images shown; '
                        f'give images_per_step to restore it.')
-    names = ['g', 'd', 'step', 'key'] + [name for name in ('images_shown', 'g_ema')
-                                         if name in saved and getattr(template, name) is not None]
+    # What the checkpoint holds, laid out like the template: an EMA of G has G's layout
+    # (restored, then dropped, when the template keeps none).
+    like = {'g': abstract.g, 'd': abstract.d, 'step': abstract.step, 'key': abstract.key,
+            'images_shown': abstract.images_shown, 'g_ema': abstract.g.params}
     fields = self._manager.restore(step, args=ocp.args.StandardRestore(
-        {name: getattr(abstract, name) for name in names}))
+        {name: like[name] for name in like if name in saved}))
+    if template.g_ema is None:
+      fields.pop('g_ema', None)
     if 'images_shown' not in fields:
       shown = jax.numpy.asarray(int(fields['step']) * images_per_step, jax.numpy.int32)
       fields['images_shown'] = jax.device_put(shown, template.images_shown.sharding)

@@ -6,7 +6,7 @@ Writes `<out>.md` (the table) and `<out>.png` (each run's last grid, titled), an
 the table. Numbers come from each run's own files: parameters from its config.json,
 img/s as the median over its logged windows, losses and accuracies as the mean over its
 last epoch (single steps of a GAN are too noisy to compare), and sample quality from its
-latest evaluation record (`python -m gan.evaluate` or `eval.every_epochs`): FID and KID,
+latest evaluation record (`python -m gan.evaluate` or `eval.every`): FID and KID,
 the recognisable share and class entropy, IS when measured, and the sample count.
 """
 
@@ -51,8 +51,18 @@ def summarize_run(workdir: Path) -> dict:
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
       'G loss': mean('G/loss'), 'D loss': mean('D/loss'),
       'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
-      'grid': visualize.grid_files(workdir)[-1][1], **quality,
+      'grid': _last_grid(workdir), **quality,
   }
+
+
+def _last_grid(workdir: Path) -> Path:
+  """The run's last fixed-noise grid (`samples/step_*.png`; `epoch_*.png` in run folders
+  from before grids were named by step)."""
+  grids = ([path for _, path in visualize.grid_files(workdir)] or
+           sorted((workdir / 'samples').glob('epoch_*.png')))
+  if not grids:
+    raise ValueError(f'{workdir}/samples holds no grid.')
+  return grids[-1]
 
 
 def markdown_table(rows: list[dict]) -> str:

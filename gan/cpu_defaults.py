@@ -64,7 +64,7 @@ def apply_xla_flags() -> bool:
 
   A flag the user already set in XLA_FLAGS keeps the user's value. Nothing is appended
   when opted out or on an untested jaxlib. Warns when JAX's backends already run (they
-  read XLA_FLAGS when they start): import gan before running JAX computations.
+  read XLA_FLAGS when they start): call this before running JAX computations.
   """
   current = os.environ.get('XLA_FLAGS', '')
   missing = [flag for flag in XLA_FLAGS if flag.split('=')[0] not in current]
@@ -72,8 +72,8 @@ def apply_xla_flags() -> bool:
     return False
   if _backends_started():
     warnings.warn('gan.cpu_defaults: JAX already started its backends, so the faster XLA:CPU '
-                  f'flags {XLA_FLAGS} are not applied; import gan before running JAX '
-                  'computations, or put them in XLA_FLAGS yourself.', stacklevel=2)
+                  f'flags {XLA_FLAGS} are not applied; call apply_xla_flags() before running '
+                  'JAX computations, or put them in XLA_FLAGS yourself.', stacklevel=2)
     return False
   os.environ['XLA_FLAGS'] = ' '.join([current, *missing]).strip()
   return True

@@ -50,9 +50,7 @@ DATASETS = {
 }
 # Where the images come from (`config.data.source`), the one list of them.
 SOURCES = ('auto', 'tfds', 'binary', 'python')
-SPLITS = ('train', 'test')
-IMAGE_SHAPE = DATASETS['cifar10'].image_shape
-NUM_CLASSES = DATASETS['cifar10'].num_classes
+SPLITS = tuple(DATASETS['cifar10'].split_sizes)
 _RECORD_BYTES = 1 + 32 * 32 * 3  # One label byte, then the R, G and B planes.
 _SPLIT_FILES = {
     'train': [f'data_batch_{i}' for i in range(1, 6)],
@@ -89,13 +87,14 @@ def _split_files(split: str) -> list[str]:
 
 
 def _check(images: np.ndarray, labels: np.ndarray, path) -> None:
-  if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+  if (images.ndim != 4 or images.shape[1:] != DATASETS['cifar10'].image_shape or
+      images.dtype != np.uint8):
     raise DataError(f'{path}: expected uint8 images of shape [N, 32, 32, 3], got '
                     f'{images.dtype} {images.shape}.')
   if labels.shape != (images.shape[0],):
     raise DataError(f'{path}: expected one label per image ({images.shape[0]}), got '
                     f'labels of shape {labels.shape}.')
-  if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+  if labels.size and (labels.min() < 0 or labels.max() >= DATASETS['cifar10'].num_classes):
     raise DataError(f'{path}: labels must be in 0..9, found {labels.min()}..{labels.max()}; '
                     f'the file is corrupt or not CIFAR-10.')
 

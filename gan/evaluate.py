@@ -29,7 +29,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan import checkpoint, config_files, metrics, parallel, schedule, streams, visualize
+from gan import checkpoint, config_files, data, metrics, parallel, schedule, streams
+from gan import visualize
 from gan.networks import Networks
 from gan.state import GANState, create_state, sampling_variables
 
@@ -92,9 +93,10 @@ def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, Networks, GANSta
   return config, networks, state
 
 
-def evaluate_run(workdir: Path, num_samples: int, reference_split: str, batch_size: int = 25,
+def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', batch_size: int = 0,
                  inception_logits: str = '', metric_names=None) -> dict:
-  """Evaluates the latest checkpoint of `workdir`; appends and returns the record."""
+  """Evaluates the latest checkpoint of `workdir`; appends and returns the record. The
+  reference split and Inception batch default to the run's `config.eval`."""
   config, networks, state = load_run(workdir)
   names = list(config.eval.metrics if metric_names is None else metric_names)
   if inception_logits and 'inception_score' not in names:
@@ -137,11 +139,13 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description='Sample quality of a run against CIFAR-10.')
   parser.add_argument('--workdir', type=Path, required=True)
   parser.add_argument('--num_samples', '--num-samples', type=int, default=10_000)
-  parser.add_argument('--reference', choices=('train', 'test'), default='train')
+  parser.add_argument('--reference', choices=data.SPLITS, default='',
+                      help="split to compare with (default: the run's eval.reference_split)")
   parser.add_argument('--metrics', default='',
                       help=f'comma-separated names from {sorted(metrics.METRICS)} '
                            f"(default: the run's config.eval.metrics)")
-  parser.add_argument('--batch_size', '--batch-size', type=int, default=25, help='Inception batch')
+  parser.add_argument('--batch_size', '--batch-size', type=int, default=0,
+                      help="Inception batch (default: the run's eval.batch_size)")
   parser.add_argument('--inception_logits', '--inception-logits', default='',
                       help=f'weights with the 1008-way logits layer, for the Inception Score '
                            f'(default ${metrics.INCEPTION_LOGITS_ENV}; none: no IS)')

@@ -13,6 +13,9 @@
 
 Periodic work (grids, evaluation, checkpoints) is scheduled in epochs, kimg or steps
 (`gan.schedule`) and done after the call of steps that reaches its time, and at the end.
+The log's epoch, kimg, g_steps and d_steps are the step's, counted with the config given
+(the state's own counters, `g.step`, `d.step`, `images_shown`, differ only when a run is
+resumed with another batch size or n_dis).
 
 Resume: rerunning the same command restores the latest checkpoint and continues at its
 step; batch order and noise are functions of (seed, step), so the result equals an

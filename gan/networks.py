@@ -65,13 +65,17 @@ class Networks:
 
   # The networks.
 
+  def example_inputs(self, batch: int) -> tuple[Array, Array | None, Array]:
+    """Zero (z, labels, images) of `batch` examples, the shapes G and D take."""
+    return (jnp.zeros((batch, self.spec.latent_dim), jnp.float32),
+            jnp.zeros((batch,), jnp.int32) if self.conditional else None,
+            jnp.zeros((batch, *self.spec.image_shape), jnp.float32))
+
   def init(self, key: Array) -> tuple[dict, dict]:
     """(G's variables, D's variables): parameters and BatchNorm statistics."""
     g_key, d_key = jax.random.split(key)
-    batch = 2  # BatchNorm needs a batch axis; parameter shapes do not depend on it.
-    z = jnp.zeros((batch, self.spec.latent_dim), jnp.float32)
-    labels = jnp.zeros((batch,), jnp.int32) if self.conditional else None
-    images = jnp.zeros((batch, *self.spec.image_shape), jnp.float32)
+    # BatchNorm needs a batch axis; parameter shapes do not depend on its size.
+    z, labels, images = self.example_inputs(2)
     return (self.generator.init(g_key, z, labels, train=False),
             self.discriminator.init(d_key, images, labels, train=False))
 

@@ -16,8 +16,8 @@ from gan import data
 
 UNITS = ('epochs', 'kimg', 'steps')
 _PATTERN = re.compile(r'^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]+)\s*$')
-_ALIASES = {'epoch': 'epochs', 'epochs': 'epochs', 'kimg': 'kimg', 'step': 'steps',
-            'steps': 'steps'}
+# Each unit by its name, and by its singular ('1 epoch').
+_ALIASES = {**{unit: unit for unit in UNITS}, **{unit.rstrip('s'): unit for unit in UNITS}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +33,7 @@ def parse(text: str) -> Period | None:
   match = _PATTERN.match(text.lower())
   if not match or match.group(2) not in _ALIASES or float(match.group(1)) <= 0:
     raise ValueError(f"{text!r} is no period: write '<positive number> <unit>' with the unit "
-                     f"one of epoch(s), kimg, step(s) (e.g. '1 epoch', '500 kimg'), or '' "
-                     f"for never.")
+                     f"one of {sorted(_ALIASES)} (e.g. '1 epoch', '500 kimg'), or '' for never.")
   return Period(float(match.group(1)), _ALIASES[match.group(2)])
 
 

@@ -12,7 +12,6 @@ import functools
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 from absl import app, logging
 from ml_collections import config_flags
@@ -71,9 +70,7 @@ def format_table(title: str, layers: list[Layer]) -> str:
 def network_layers(config: ml_collections.ConfigDict) -> tuple[list[Layer], list[Layer]]:
   """(G's layers, D's layers) for `config`."""
   networks = Networks(config)
-  z = jnp.zeros((1, networks.spec.latent_dim))
-  labels = jnp.zeros((1,), jnp.int32) if networks.conditional else None
-  images = jnp.zeros((1, *networks.spec.image_shape))
+  z, labels, images = networks.example_inputs(1)
   return (layers_of(networks.generator, z, labels, train=False),
           layers_of(networks.discriminator, images, labels, train=False))
 

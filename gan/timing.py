@@ -78,7 +78,8 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
   state = jax.jit(lambda: create_state(config, networks),
                   out_shardings=parallel.replicated(mesh))()
   train_step = steps.make_train_step(config, networks, mesh)
-  batch = jax.device_put(random_batch(config, schedule.images_per_step(config)),
+  per_step = schedule.images_per_step(config)  # Real images a step: img/s counts these.
+  batch = jax.device_put(random_batch(config, per_step),
                          parallel.batch_sharding(mesh))
 
   start = time.perf_counter()
@@ -103,7 +104,7 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
       for _ in range(num_steps):
         state, metrics = train_step(state, batch)
       jax.block_until_ready((state, metrics))
-      rates.append(num_steps * batch_size / (time.perf_counter() - start))
+      rates.append(num_steps * per_step / (time.perf_counter() - start))
       cpu_seconds.append(time.process_time() - cpu_start)
     return rates
 
@@ -123,10 +124,10 @@ def bench_step(config, batch_size: int, num_steps: int, num_windows: int, warmup
   row = {
       'batch_size': batch_size,
       'img_per_sec': median, 'img_per_sec_min': min(rates), 'img_per_sec_max': max(rates),
-      'ms_per_step': 1000 * batch_size / median,
+      'ms_per_step': 1000 * per_step / median,
       'compile_s': compile_s,
       'gflop_per_step': flops / 1e9,
-      'gflop_per_sec': flops / 1e9 * median / batch_size,
+      'gflop_per_sec': flops / 1e9 * median / per_step,
       'peak_memory_mb': _peak_memory_mb(),
       # Host CPU per step: on a CPU, the cores' work (the step may keep them all busy).
       'cpu_ms_per_step': 1000 * statistics.median(cpu_seconds) / num_steps,

@@ -5,9 +5,11 @@ Each group asks the module that owns its options: the model family checks its ow
 kept in one place.
 """
 
+import os
+
 import ml_collections
 
-from gan import augment, data, losses, models, networks, optim, schedule, steps
+from gan import augment, data, losses, metrics, models, networks, optim, schedule, steps
 from gan.metrics import METRICS
 
 
@@ -26,10 +28,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(config.data.split in data.SPLITS, f'data.split={config.data.split!r}: use one of {data.SPLITS}.')
   need(config.data.num_examples >= 0,
        f'data.num_examples={config.data.num_examples} must be >= 0 (0: all).')
-  if config.data.dataset in data.DATASETS:
-    problems += models.problems(config)
   need(config.model.compute_dtype in ('float32', 'bfloat16'),
        f"model.compute_dtype={config.model.compute_dtype!r}: use 'float32' or 'bfloat16'.")
+  if config.data.dataset in data.DATASETS and config.model.compute_dtype in ('float32', 'bfloat16'):
+    problems += models.problems(config)  # It builds the family's spec from both.
   need(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be > 0.')
   need(config.loss.name in losses.LOSSES,
        f'loss.name={config.loss.name!r} is unknown; use one of {sorted(losses.LOSSES)}.')
@@ -85,6 +87,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
        f'{sorted(METRICS)}.')
   need(len(evaluation.metrics) > 0 or not evaluation.every,
        'eval.metrics is empty but eval.every schedules an evaluation.')
+  need('inception_score' not in evaluation.metrics or bool(
+      evaluation.inception_logits or os.environ.get(metrics.INCEPTION_LOGITS_ENV)),
+       f"eval.metrics names 'inception_score', which needs the reference Inception's logits "
+       f"layer: set eval.inception_logits (or ${metrics.INCEPTION_LOGITS_ENV}).")
   need(evaluation.num_samples > 1, f'eval.num_samples={evaluation.num_samples} must be > 1.')
   need(evaluation.reference_split in data.SPLITS,
        f'eval.reference_split={evaluation.reference_split!r}: use one of {data.SPLITS}.')

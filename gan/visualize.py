@@ -98,7 +98,7 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   if not steps:
     raise ValueError(f'No training steps to plot in {path}.')
   epoch = np.array([r['epoch'] for r in steps])
-  evals = [r for r in records if 'eval/fid' in r and 'eval/kid' in r]
+  evals = [r for r in records if 'eval/fid' in r or 'eval/kid' in r]
   fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(18 if evals else 12, 4.2))
   ax_loss, ax_acc = axes[:2]
   for key, color in (('G/loss', 'tab:blue'), ('D/loss', 'tab:red')):
@@ -115,19 +115,19 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   ax_acc.set(xlabel='epoch', ylabel='accuracy', ylim=(-0.02, 1.02),
              title='D accuracy (probability > 0.5 means "real")')
   ax_acc.legend(loc='lower left')
-  if evals:
+  if evals:  # Each of FID and KID that the run measured.
     ax_fid = axes[2]
-    eval_epoch = [r['epoch'] for r in evals]
-    ax_fid.plot(eval_epoch, [r['eval/fid'] for r in evals], marker='o', color='tab:orange',
-                label='FID')
-    ax_fid.set(xlabel='epoch', ylabel='FID', title=f'FID / KID ({evals[-1]["eval/num_samples"]} '
-               f'samples vs {evals[-1]["eval/reference"]})')
-    ax_kid = ax_fid.twinx()
-    ax_kid.plot(eval_epoch, [r['eval/kid'] for r in evals], marker='s', color='tab:gray',
-                label='KID')
-    ax_kid.set_ylabel('KID')
-    ax_fid.legend(loc='upper right')
-    ax_kid.legend(loc='upper center')
+    ax_fid.set(xlabel='epoch', title=f'FID / KID ({evals[-1]["eval/num_samples"]} samples vs '
+               f'{evals[-1]["eval/reference"]})')
+    for key, label, axis, marker, color, where in (
+        ('eval/fid', 'FID', ax_fid, 'o', 'tab:orange', 'upper right'),
+        ('eval/kid', 'KID', ax_fid.twinx(), 's', 'tab:gray', 'upper center')):
+      measured = [r for r in evals if key in r]
+      if measured:
+        axis.plot([r['epoch'] for r in measured], [r[key] for r in measured], marker=marker,
+                  color=color, label=label)
+        axis.set_ylabel(label)
+        axis.legend(loc=where)
   for ax in axes:
     ax.grid(alpha=0.3)
   fig.tight_layout()

@@ -62,3 +62,16 @@ def test_checkpoint_from_before_g_ema_and_images_shown_restores_without_them(tmp
   with_ema = create_state(config, networks)
   with pytest.raises(ValueError, match='holds no EMA of G'):
     checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(with_ema, 16)
+
+
+def test_a_run_that_kept_an_ema_resumes_without_one(tmp_path):
+  config = recap.get_config('smoke')
+  config.train.g_ema_decay = 0.99
+  networks = Networks(config)
+  with_ema = create_state(config, networks)
+  checkpoint.Checkpointer(tmp_path, max_to_keep=2).save(with_ema)
+  config.train.g_ema_decay = 0.0
+  without = create_state(config, networks)
+  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(without)
+  assert restored.g_ema is None
+  chex.assert_trees_all_equal(jax.device_get(restored.g.params), jax.device_get(with_ema.g.params))

@@ -48,3 +48,17 @@ def test_table_reports_each_run_from_its_own_files(two_runs, tmp_path):
 
   compare.grids_side_by_side(rows, tmp_path / 'grids.png')
   assert iio.imread(tmp_path / 'grids.png').shape[1] > iio.imread(tmp_path / 'grids.png').shape[0]
+
+
+def test_a_run_folder_from_before_the_families_compares(two_runs, tmp_path):
+  """config.json in the old layout, grids named by epoch: read as the run they were."""
+  import shutil
+  from pathlib import Path
+  old = tmp_path / 'old_run'
+  shutil.copytree(two_runs[0], old)
+  stored = json.loads((Path(__file__).parent / 'data' / 'config_before_families.json').read_text())
+  (old / 'config.json').write_text(json.dumps(stored))
+  for i, grid in enumerate(sorted((old / 'samples').glob('step_*.png'))):
+    grid.rename(old / 'samples' / f'epoch_{i:04d}.png')
+  row = compare.summarize_run(old)
+  assert row['G params'] == 1_455_552 and row['grid'].name == 'epoch_0002.png'

@@ -115,6 +115,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     ('eval.every', 'weekly', "eval.every: 'weekly' is no period"),
     ('checkpoint.every', '0 epochs', "checkpoint.every: '0 epochs' is no period"),
     ('data.dataset', 'mnist', "data.dataset='mnist' is unknown; use one of ['cifar10']"),
+    ('model.compute_dtype', 'bf16', "model.compute_dtype='bf16': use 'float32' or 'bfloat16'"),
+    ('optim.G.schedule', 'cosine', "optim.G.schedule='cosine': use one of"),
 ])
 def test_bad_config_fails_before_anything_runs(smoke_config, tmp_path, field, value, message):
   section, _, key = field.rpartition('.')
@@ -180,3 +182,12 @@ def test_n_dis_run_counts_d_steps_and_images(smoke_config, tmp_path):
   last = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
   assert (last['g_steps'], last['d_steps'], last['epoch']) == (total, 2 * total, 2.0)
   assert last['kimg'] == 2 * total * smoke_config.train.batch_size / 1000
+
+
+def test_inception_score_without_its_weights_fails_before_anything_runs(smoke_config, tmp_path,
+                                                                        monkeypatch):
+  monkeypatch.delenv('GAN_INCEPTION_LOGITS', raising=False)
+  smoke_config.eval.metrics = ('fid', 'inception_score')
+  with pytest.raises(ValueError, match="'inception_score', which needs the reference Inception"):
+    loop.train_and_evaluate(smoke_config, tmp_path / 'run')
+  assert not (tmp_path / 'run').exists()

@@ -69,3 +69,11 @@ def test_torch_reference_program_reports_rates_and_cpu_time(capsys):
   report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert len(report['img_per_sec']) == len(report['cpu_ms_per_step']) == 2
   assert all(ms > 0 for ms in report['cpu_ms_per_step'])
+
+
+def test_the_reference_refuses_a_step_it_does_not_compute():
+  config = recap.get_config('smoke')
+  config.loss.name = 'hinge'
+  config.train.update_rule, config.train.n_dis = 'alternating', 2
+  with pytest.raises(ValueError, match="seed's DCGAN step only.*train.update_rule='alternating'"):
+    load_benchmark('torch_dcgan').build(config)

@@ -22,9 +22,11 @@ def test_grid_places_images_row_major():
 def test_gif_has_one_labelled_frame_per_grid(tmp_path):
   paths = []
   for i in range(3):
-    path = tmp_path / f'epoch_{i:04d}.png'
+    path = visualize.grid_path(tmp_path, 10 * i)
+    path.parent.mkdir(exist_ok=True)
     visualize.save_grid(np.full((4, 8, 8, 3), i / 3 - 0.5), path, rows=2)
-    paths.append((f'epoch {i}', path))
+    paths.append((f'step {10 * i}', path))
+  assert visualize.grid_files(tmp_path) == [(10 * i, path) for i, (_, path) in enumerate(paths)]
   visualize.make_gif(paths, tmp_path / 'progress.gif', fps=4)
   frames = iio.imread(tmp_path / 'progress.gif', index=None)
   assert frames.shape[0] == 3

@@ -2,6 +2,7 @@ r"""A CIFAR-10 classifier trained by the project: what the recognisability metri
 
   python -m gan.metrics.classifier train [--epochs 12] [--batch_size 512] [--out PATH]
   python -m gan.metrics.classifier eval [--weights PATH]
+  python -m gan.metrics.classifier calibrate [--weights PATH]
 
 The course project's first criterion is that "a person can tell which kind of object each
 image shows". This classifier stands in for the person: a sample counts as recognisable when

@@ -156,7 +156,7 @@ class FeatureExtractor:
       raise ValueError(f'Expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}.')
     out = []
     starts = range(0, len(images), self.batch_size)
-    # A progress bar for long extractions only (10k images take ~16 min on a 2-core CPU).
+    # A progress bar for long extractions only (10k images take minutes on a CPU).
     for start in tqdm.tqdm(starts, desc='Inception features', unit='batch', leave=False,
                            disable=len(starts) < 20):
       chunk = images[start:start + self.batch_size]

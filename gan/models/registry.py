@@ -68,13 +68,14 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
   name = config.model.name
   if name not in FAMILIES:
     return [f'model.name={name!r} is no known family; use one of {sorted(FAMILIES)}.']
-  if name not in config.model:
-    return [f'model.name={name!r} but the config has no model.{name} block.']
+  try:
+    block = family_block(config)
+  except ValueError as error:
+    return [str(error)]
   family = FAMILIES[name]
   if config.model.conditional and not family.conditional:
     return [f'model.conditional=True but family {name!r} takes no labels.']
-  return [f'model.{name}.{problem}' for problem in family.validate(config.model[name],
-                                                                   spec_of(config))]
+  return [f'model.{name}.{problem}' for problem in family.validate(block, spec_of(config))]
 
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
