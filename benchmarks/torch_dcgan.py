@@ -49,6 +49,8 @@ def check_reproducible(config: ml_collections.ConfigDict) -> None:
       ('train.update_rule', config.train.update_rule, 'simultaneous'),
       ('train.n_dis', config.train.n_dis, 1),
       ('loss.name', config.loss.name, 'non_saturating'),
+      ('loss.gradient_penalty', config.loss.gradient_penalty, 0.0),
+      ('loss.r1_gamma', config.loss.r1_gamma, 0.0),
       ('augment.policy', config.augment.policy, ''),
       ('train.g_ema_decay', config.train.g_ema_decay, 0.0),
       ('train.g_ema_half_life_kimg', config.train.g_ema_half_life_kimg, 0.0),

@@ -85,7 +85,14 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   dcgan.D.dropout = 0.3              # After each activation; 0 disables.
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.name = 'non_saturating'  # G minimises BCE(1, D(G(z))); D minimises BCE(1, real) + BCE(0, fake).
+  # 'non_saturating': G minimises BCE(1, D(G(z))), D BCE(1, real) + BCE(0, fake); or
+  # 'hinge', 'wasserstein' (gan/losses/).
+  config.loss.name = 'non_saturating'
+  # Penalties on D's input gradients, added to its loss (gan.regularizers): WGAN-GP's on
+  # real-fake interpolates (lambda; 10 with 'wasserstein'), and R1's on real images
+  # (gamma). 0: none.
+  config.loss.gradient_penalty = 0.0
+  config.loss.r1_gamma = 0.0
 
   # Augmentations of everything D sees, real and fake (gan/augment/): comma-separated
   # names, e.g. 'flip'; '' none, as the seed.

@@ -66,6 +66,16 @@ def keeps_g_ema(config: ml_collections.ConfigDict) -> bool:
   return bool(config.train.g_ema_decay or config.train.g_ema_half_life_kimg)
 
 
+def ema_decay(config: ml_collections.ConfigDict) -> float:
+  """The EMA of G's decay per step: `g_ema_decay`, or from `g_ema_half_life_kimg` the
+  decay that halves an old parameter's weight in that many kimg (StyleGAN2-ADA's ema_kimg
+  rule, 0.5 ** (images a step / images of a half-life)); 0 for none."""
+  if config.train.g_ema_half_life_kimg:
+    half_life = 1000 * config.train.g_ema_half_life_kimg
+    return 0.5 ** (schedule.images_per_step(config) / half_life)
+  return config.train.g_ema_decay
+
+
 def create_state(config: ml_collections.ConfigDict, networks: Networks,
                  total_steps: int = 0) -> GANState:
   """Initial state from `config.seed`; pure, so it can run under `jax.jit`.

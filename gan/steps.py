@@ -25,10 +25,10 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from gan import data, losses, parallel, streams
-from gan.schedule import images_per_step
+from gan import data, losses, parallel, regularizers, streams
 from gan.networks import Networks
-from gan.state import GANState, NetState, keeps_g_ema
+from gan.schedule import images_per_step
+from gan.state import GANState, NetState, ema_decay, keeps_g_ema
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -55,6 +55,8 @@ class _Updates:
   def __init__(self, config: ml_collections.ConfigDict, networks: Networks):
     self.nets = networks
     self.loss = losses.get(config.loss.name)
+    self.gradient_penalty = config.loss.gradient_penalty
+    self.r1_gamma = config.loss.r1_gamma
     self.n_dis = config.train.n_dis
     self.g_batch_size = g_batch_size(config)
 
@@ -77,6 +79,24 @@ class _Updates:
     fake_logits, stats = self.nets.discriminate_train(params, stats, fake, fake_labels,
                                                       streams.named(key, 'fake'))
     return real_logits, fake_logits, stats
+
+  def d_objective(self, d: NetState, params, real: Batch, fake: Array, fake_labels, key: Array):
+    """(D's loss with its penalties, (real logits, fake logits, D's batch_stats, the
+    penalties by metric name))."""
+    real_logits, fake_logits, stats = self.d_forward(d, params, real, fake, fake_labels, key)
+    loss, penalties = self.loss.d_loss(real_logits, fake_logits), {}
+    if self.gradient_penalty or self.r1_gamma:
+      real_images, real_labels = data.to_float(real['image']), self.nets.real_labels(real['label'])
+      logits_of = lambda name: lambda images: self.nets.discriminate_train(
+          params, stats, images, real_labels, streams.named(key, name))[0]
+      if self.gradient_penalty:
+        penalties['D/gradient_penalty'] = regularizers.gradient_penalty(
+            logits_of('gradient_penalty'), streams.named(key, 'interpolates'), real_images, fake)
+        loss = loss + self.gradient_penalty * penalties['D/gradient_penalty']
+      if self.r1_gamma:
+        penalties['D/r1'] = regularizers.r1_penalty(logits_of('r1'), real_images)
+        loss = loss + self.r1_gamma * penalties['D/r1']
+    return loss, (real_logits, fake_logits, stats, penalties)
 
   def d_metrics(self, d_loss, real_logits, fake_logits, d_grads) -> Metrics:
     return {'D/loss': d_loss, 'D/acc_real': losses.accuracy_real(real_logits),
@@ -101,21 +121,21 @@ def make_simultaneous_step(config: ml_collections.ConfigDict, networks: Networks
 
     def forward(g_params, d_params):
       fake, fake_labels, g_stats = up.generate(state.g, g_params, key, num)
-      real_logits, fake_logits, d_stats = up.d_forward(state.d, d_params, batch, fake,
-                                                       fake_labels, key)
-      aux = (real_logits, fake_logits, g_stats, d_stats)
-      return (up.loss.g_loss(fake_logits), up.loss.d_loss(real_logits, fake_logits)), aux
+      d_loss, (real_logits, fake_logits, d_stats, penalties) = up.d_objective(
+          state.d, d_params, batch, fake, fake_labels, key)
+      aux = (real_logits, fake_logits, g_stats, d_stats, penalties)
+      return (up.loss.g_loss(fake_logits), d_loss), aux
 
     (g_loss, d_loss), pullback, aux = jax.vjp(forward, state.g.params, state.d.params,
                                               has_aux=True)
-    real_logits, fake_logits, g_stats, d_stats = aux
+    real_logits, fake_logits, g_stats, d_stats, penalties = aux
     one, zero = jnp.ones_like(g_loss), jnp.zeros_like(g_loss)
     g_grads, _ = pullback((one, zero))  # Two tapes of one forward pass; XLA drops the
     _, d_grads = pullback((zero, one))  # halves of each pullback that go unused.
     new_state = state.replace(g=_apply_grads(state.g, g_grads, g_stats),
                               d=_apply_grads(state.d, d_grads, d_stats))
     return new_state, {**up.g_metrics(g_loss, g_grads),
-                       **up.d_metrics(d_loss, real_logits, fake_logits, d_grads)}
+                       **up.d_metrics(d_loss, real_logits, fake_logits, d_grads), **penalties}
 
   return step
 
@@ -136,15 +156,11 @@ def make_alternating_updates(config: ml_collections.ConfigDict, networks: Networ
     fake, fake_labels, _ = up.generate(state.g, state.g.params, key, real['image'].shape[0])
     fake = jax.lax.stop_gradient(fake)
 
-    def objective(d_params):
-      real_logits, fake_logits, d_stats = up.d_forward(state.d, d_params, real, fake,
-                                                       fake_labels, key)
-      return up.loss.d_loss(real_logits, fake_logits), (real_logits, fake_logits, d_stats)
-
-    (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
+    objective = lambda d_params: up.d_objective(state.d, d_params, real, fake, fake_labels, key)
+    (d_loss, (real_logits, fake_logits, d_stats, penalties)), d_grads = jax.value_and_grad(
         objective, has_aux=True)(state.d.params)
     return (state.replace(d=_apply_grads(state.d, d_grads, d_stats)),
-            up.d_metrics(d_loss, real_logits, fake_logits, d_grads))
+            {**up.d_metrics(d_loss, real_logits, fake_logits, d_grads), **penalties})
 
   def g_update(state: GANState) -> tuple[GANState, Metrics]:
     key = streams.named(streams.step_key(state.key, state.step), 'G')
@@ -185,15 +201,6 @@ def make_alternating_step(config: ml_collections.ConfigDict, networks: Networks)
 
 
 UPDATE_RULES = {'simultaneous': make_simultaneous_step, 'alternating': make_alternating_step}
-
-
-def ema_decay(config: ml_collections.ConfigDict) -> float:
-  """The EMA of G's decay per step: `g_ema_decay`, or from `g_ema_half_life_kimg` the
-  decay that halves an old parameter's weight in that many kimg (StyleGAN2-ADA's ema_kimg
-  rule, 0.5 ** (images a step / images of a half-life)); 0 for none."""
-  if config.train.g_ema_half_life_kimg:
-    return 0.5 ** (images_per_step(config) / (1000 * config.train.g_ema_half_life_kimg))
-  return config.train.g_ema_decay
 
 
 def make_step_fn(config: ml_collections.ConfigDict, networks: Networks) -> TrainStep:

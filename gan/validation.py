@@ -35,6 +35,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be > 0.')
   need(config.loss.name in losses.LOSSES,
        f'loss.name={config.loss.name!r} is unknown; use one of {sorted(losses.LOSSES)}.')
+  for name in ('gradient_penalty', 'r1_gamma'):
+    need(config.loss[name] >= 0, f'loss.{name}={config.loss[name]} must be >= 0 (0: none).')
   problems += augment.problems(config.augment.policy)
   for net in ('G', 'D'):
     problems += [f'optim.{net}.{problem}' for problem in optim.problems(config.optim[net])]

@@ -15,7 +15,7 @@ from configs import baseline, recap
 from gan import data, parallel, steps, streams
 from gan import networks as networks_module
 from gan.networks import Networks
-from gan.state import create_state, sampling_variables
+from gan.state import create_state, ema_decay, sampling_variables
 
 BATCH = 8
 # Two separately compiled programs computing the same step agree to float rounding on the
@@ -405,10 +405,10 @@ def test_ema_half_life_in_kimg_sets_the_decay_per_step():
   config = _config()
   config.train.g_ema_half_life_kimg = 10.0
   # 10 kimg at 8 images a step is 1250 steps: the weight of an old value halves in them.
-  decay = steps.ema_decay(config)
+  decay = ema_decay(config)
   assert decay ** (10_000 / BATCH) == pytest.approx(0.5)
   config.train.n_dis, config.train.update_rule = 2, 'alternating'  # 16 images a step.
-  assert steps.ema_decay(config) ** (10_000 / (2 * BATCH)) == pytest.approx(0.5)
+  assert ema_decay(config) ** (10_000 / (2 * BATCH)) == pytest.approx(0.5)
 
   config = _config()
   config.train.g_ema_half_life_kimg = 10.0

@@ -9,7 +9,7 @@ Logits, not probabilities, go in: a logit > 0 means D calls the image real, for 
 (`accuracy_real`, `accuracy_fake`).
 """
 
-from gan.losses import hinge, non_saturating  # noqa: F401  (built-ins register on import)
+from gan.losses import hinge, non_saturating, wasserstein  # noqa: F401  (built-ins register)
 from gan.losses.registry import LOSSES, Loss, accuracy_fake, accuracy_real, get, register
 
 __all__ = ['LOSSES', 'Loss', 'accuracy_fake', 'accuracy_real', 'get', 'register']
