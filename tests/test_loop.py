@@ -191,3 +191,13 @@ def test_inception_score_without_its_weights_fails_before_anything_runs(smoke_co
   with pytest.raises(ValueError, match="'inception_score', which needs the reference Inception"):
     loop.train_and_evaluate(smoke_config, tmp_path / 'run')
   assert not (tmp_path / 'run').exists()
+
+
+def test_batches_gathered_by_the_host_train_the_same_run(smoke_config, tmp_path):
+  """data.on_device=False: the host gathers each call's batches (images and labels) and
+  copies them over; the run is the one the device-side gather makes."""
+  smoke_config.train.num_epochs = 1
+  on_device = loop.train_and_evaluate(smoke_config, tmp_path / 'device')
+  smoke_config.data.on_device = False
+  from_host = loop.train_and_evaluate(smoke_config, tmp_path / 'host')
+  chex.assert_trees_all_close(_leaves(on_device), _leaves(from_host), rtol=1e-5, atol=1e-6)
