@@ -50,6 +50,8 @@ def check_reproducible(config: ml_collections.ConfigDict) -> None:
       ('train.n_dis', config.train.n_dis, 1),
       ('loss.name', config.loss.name, 'non_saturating'),
       ('loss.gradient_penalty', config.loss.gradient_penalty, 0.0),
+      ('model.dcgan.G.spectral_norm', config.model.dcgan.G.spectral_norm, False),
+      ('model.dcgan.D.spectral_norm', config.model.dcgan.D.spectral_norm, False),
       ('loss.r1_gamma', config.loss.r1_gamma, 0.0),
       ('augment.policy', config.augment.policy, ''),
       ('train.g_ema_decay', config.train.g_ema_decay, 0.0),

@@ -75,6 +75,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   dcgan.G.kernel_size = 5
   dcgan.G.activation = 'leaky_relu'  # 'leaky_relu' or 'relu'.
   dcgan.G.leaky_slope = 0.3          # Keras' LeakyReLU default alpha.
+  dcgan.G.spectral_norm = False      # Spectrally normalised kernels (see D's).
 
   dcgan.D = ml_collections.ConfigDict()
   dcgan.D.channels = (64, 128)       # Stride-2 convolutions.
@@ -83,6 +84,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   dcgan.D.activation = 'leaky_relu'
   dcgan.D.leaky_slope = 0.3
   dcgan.D.dropout = 0.3              # After each activation; 0 disables.
+  # Each kernel divided by its largest singular value (Miyato et al. 2018), one power
+  # iteration a train step; its vectors live beside BatchNorm's statistics.
+  dcgan.D.spectral_norm = False
 
   config.loss = ml_collections.ConfigDict()
   # 'non_saturating': G minimises BCE(1, D(G(z))), D BCE(1, real) + BCE(0, fake); or

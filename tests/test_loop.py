@@ -60,7 +60,8 @@ def test_smoke_run_writes_every_output(smoke_config, tmp_path):
 @pytest.mark.parametrize('steps_per_call', [1, 4])
 def test_interrupted_and_resumed_run_equals_uninterrupted(smoke_config, tmp_path, steps_per_call):
   """Also with 4 steps a call: 6 steps an epoch run as calls of 4 and 2."""
-  smoke_config.train.g_ema_decay = 0.9  # The EMA of G is part of what must resume exactly.
+  smoke_config.train.g_ema_decay = 0.9  # The EMA of G is part of what must resume exactly,
+  smoke_config.model.dcgan.D.spectral_norm = True  # and D's power-iteration vectors.
   smoke_config.train.steps_per_call = steps_per_call
   straight = loop.train_and_evaluate(smoke_config, tmp_path / 'straight')
   # Stop mid-epoch (6 steps an epoch), then rerun the same command twice.

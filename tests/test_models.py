@@ -1,6 +1,7 @@
 """The DCGAN family (the two seed designs): exact Keras parameter counts, the model
 contract, live gradients; the family registry."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -185,3 +186,49 @@ def test_winograd_setting_reaches_every_wide_layer(name):
     outputs[winograd] = (images, discriminator.apply(d_vars, images, None, train=False))
   for fast, exact in zip(outputs[True], outputs[False]):
     np.testing.assert_allclose(fast, exact, atol=1e-4 * float(np.abs(exact).max()))
+
+
+def _sn_discriminator(name='recap'):
+  config = CONFIGS[name]()
+  config.model.dcgan.D.spectral_norm = True
+  _, discriminator = models.build_models(config)
+  images = jax.random.uniform(jax.random.PRNGKey(3), (8, 32, 32, 3), minval=-1, maxval=1)
+  variables = discriminator.init(jax.random.PRNGKey(2), images, None, train=False)
+  return discriminator, variables, images
+
+
+def _sigmas(batch_stats) -> dict:
+  """{layer name: sigma} of the spectral norm's power iteration."""
+  flat = {'/'.join(k.key for k in path): v
+          for path, v in jax.tree_util.tree_leaves_with_path(batch_stats)}
+  return {key.split('/')[1]: float(v) for key, v in flat.items() if key.endswith('/sigma')}
+
+
+def test_spectral_norm_finds_each_kernels_largest_singular_value():
+  """After enough power iterations (one a train-mode call), each layer's sigma is within
+  5% of numpy's largest singular value of its kernel as a [-1, out] matrix: the kernel D
+  uses, kernel / sigma, has spectral norm 1."""
+  discriminator, variables, images = _sn_discriminator()
+  stats = variables['batch_stats']
+  for _ in range(30):
+    _, updates = discriminator.apply({**variables, 'batch_stats': stats}, images, None,
+                                     train=True, mutable=['batch_stats'])
+    stats = updates['batch_stats']
+  sigmas = _sigmas(stats)
+  assert sorted(sigmas) == ['Conv_0', 'Conv_1', 'Dense_0']  # Every layer with a kernel.
+  for layer, sigma in sigmas.items():
+    kernel = np.asarray(variables['params'][layer]['kernel'])
+    largest = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+    assert abs(largest / sigma - 1) < 0.05, (layer, largest, sigma)
+
+
+def test_spectral_norm_iterates_in_train_mode_only():
+  discriminator, variables, images = _sn_discriminator('baseline')  # No BatchNorm in D.
+  _, inference = discriminator.apply(variables, images, None, train=False,
+                                     mutable=['batch_stats'])
+  chex.assert_trees_all_equal(inference['batch_stats'], variables['batch_stats'])
+  _, trained = discriminator.apply(variables, images, None, train=True, mutable=['batch_stats'],
+                                   rngs={'dropout': jax.random.PRNGKey(0)})
+  assert _sigmas(trained['batch_stats']) != _sigmas(variables['batch_stats'])
+  # The parameters and their count are the design's: spectral norm adds statistics only.
+  assert _count(variables['params']) == SEED_COUNTS['baseline']['D'][0]

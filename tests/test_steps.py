@@ -77,8 +77,10 @@ def test_step_updates_both_networks_and_reports_metrics(update_rule):
 
 
 def test_alternating_halves_leave_the_other_network_untouched():
-  """The D update changes D only; the G update changes G only (BN statistics included)."""
+  """The D update changes D only; the G update changes G only (BN statistics included,
+  and D's spectral-norm vectors, which only D's own updates advance)."""
   config = _config('alternating')
+  config.model.dcgan.D.spectral_norm = True
   networks = Networks(config)
   state = create_state(config, networks)
   d_update, g_update = steps.make_alternating_updates(config, networks)

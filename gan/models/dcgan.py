@@ -4,7 +4,10 @@ G: z -> Dense -> BN -> act -> [b, b, C] -> (ConvT/2 -> BN -> act)* -> ConvT/2 ->
 D: images -> (Conv/2 -> [BN] -> act -> [Dropout])* -> flatten -> Dense(1) logit.
 
 Initialisation follows Keras: Glorot-uniform kernels, zero biases, BatchNorm scale 1 and
-offset 0. Unconditional: both networks take `labels` by the model contract and ignore it.
+offset 0. `D.spectral_norm` (and `G.spectral_norm`) divide each layer's kernel by its
+largest singular value (Miyato et al. 2018, flax's `nn.SpectralNorm`: one power
+iteration a call, its vectors beside BatchNorm's statistics in `batch_stats`, so they
+are updated in train steps only and checkpointed with the state). Unconditional: both networks take `labels` by the model contract and ignore it.
 The strided layers run as `gan.ops` rewrites on the CPU (`conv_transpose_impl`,
 `strided_conv_impl`), each computing the Flax layer's function with its parameters.
 """
@@ -57,6 +60,12 @@ def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
   return _square_conv_layer(STRIDED_CONV_IMPLS, impl)
 
 
+def _apply(layer: nn.Module, x: Array, spectral_norm: bool, train: bool) -> Array:
+  """`layer(x)`, its kernel spectrally normalised when asked (power iteration in train
+  mode only)."""
+  return nn.SpectralNorm(layer)(x, update_stats=train) if spectral_norm else layer(x)
+
+
 class DCGANGenerator(nn.Module):
   """z [N, latent] -> images [N, H, W, C] in [-1, 1]; `labels` ignored (unconditional)."""
   base_size: int
@@ -69,6 +78,7 @@ class DCGANGenerator(nn.Module):
   bn_momentum: float
   bn_epsilon: float
   conv_transpose_impl: str
+  spectral_norm: bool = False
   winograd: bool = True
   dtype: jnp.dtype = jnp.float32
 
@@ -81,19 +91,22 @@ class DCGANGenerator(nn.Module):
         nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
         epsilon=self.bn_epsilon, dtype=self.dtype)
 
-    x = nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
-                 kernel_init=ops.glorot_uniform, dtype=self.dtype)(z)
+    x = _apply(nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
+                        kernel_init=ops.glorot_uniform, dtype=self.dtype, name='Dense_0'),
+               z, self.spectral_norm, train)
     x = act(batch_norm()(x))
     x = x.reshape(z.shape[0], self.base_size, self.base_size, self.base_channels)
     # Layers are named by role, not by implementation, so 'subpixel' and 'flax' runs
     # share one parameter tree (and checkpoints).
     for i, features in enumerate(self.channels):
-      x = conv_transpose(features, self.kernel_size, 2, use_bias=False, dtype=self.dtype,
-                         winograd=self.winograd, name=f'ConvTranspose_{i}')(x)
+      x = _apply(conv_transpose(features, self.kernel_size, 2, use_bias=False,
+                                dtype=self.dtype, winograd=self.winograd,
+                                name=f'ConvTranspose_{i}'), x, self.spectral_norm, train)
       x = act(batch_norm()(x))
-    x = conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
-                       dtype=self.dtype, winograd=self.winograd,
-                       name=f'ConvTranspose_{len(self.channels)}')(x)
+    x = _apply(conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
+                              dtype=self.dtype, winograd=self.winograd,
+                              name=f'ConvTranspose_{len(self.channels)}'),
+               x, self.spectral_norm, train)
     # The image leaves G in float32 whatever the compute dtype: D and the sample grids
     # expect [-1, 1] float32.
     return jnp.tanh(x).astype(jnp.float32)
@@ -110,6 +123,7 @@ class DCGANDiscriminator(nn.Module):
   bn_momentum: float
   bn_epsilon: float
   strided_conv_impl: str
+  spectral_norm: bool = False
   winograd: bool = True
   dtype: jnp.dtype = jnp.float32
 
@@ -120,8 +134,8 @@ class DCGANDiscriminator(nn.Module):
     conv = strided_conv_layer(self.strided_conv_impl)
     x = images
     for i, (features, use_bn) in enumerate(zip(self.channels, self.batch_norm, strict=True)):
-      x = conv(features, self.kernel_size, 2, dtype=self.dtype, winograd=self.winograd,
-               name=f'Conv_{i}')(x)
+      x = _apply(conv(features, self.kernel_size, 2, dtype=self.dtype, winograd=self.winograd,
+                      name=f'Conv_{i}'), x, self.spectral_norm, train)
       if use_bn:
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          epsilon=self.bn_epsilon, dtype=self.dtype)(x)
@@ -129,7 +143,8 @@ class DCGANDiscriminator(nn.Module):
       if self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = x.reshape(x.shape[0], -1)
-    logits = nn.Dense(1, kernel_init=ops.glorot_uniform, dtype=self.dtype)(x)
+    logits = _apply(nn.Dense(1, kernel_init=ops.glorot_uniform, dtype=self.dtype,
+                             name='Dense_0'), x, self.spectral_norm, train)
     return logits[:, 0].astype(jnp.float32)
 
 
@@ -173,11 +188,12 @@ def build(block: ml_collections.ConfigDict,
       kernel_size=block.G.kernel_size, activation=block.G.activation,
       leaky_slope=block.G.leaky_slope, bn_momentum=block.bn_momentum,
       bn_epsilon=block.bn_epsilon, conv_transpose_impl=block.conv_transpose_impl,
-      winograd=block.winograd, dtype=spec.dtype)
+      spectral_norm=block.G.spectral_norm, winograd=block.winograd, dtype=spec.dtype)
   discriminator = DCGANDiscriminator(
       channels=tuple(block.D.channels), batch_norm=tuple(block.D.batch_norm),
       kernel_size=block.D.kernel_size, activation=block.D.activation,
       leaky_slope=block.D.leaky_slope, dropout=block.D.dropout,
       bn_momentum=block.bn_momentum, bn_epsilon=block.bn_epsilon,
-      strided_conv_impl=block.strided_conv_impl, winograd=block.winograd, dtype=spec.dtype)
+      strided_conv_impl=block.strided_conv_impl, spectral_norm=block.D.spectral_norm,
+      winograd=block.winograd, dtype=spec.dtype)
   return generator, discriminator
