@@ -87,8 +87,8 @@ def upgrade(stored: dict) -> dict:
   if model.get('name') == 'dcgan' and 'dcgan' not in model:
     model['dcgan'] = {name: model.pop(name) for name in _DCGAN_FIELDS if name in model}
   model.setdefault('conditional', False)
-  for net in ('G', 'D'):
-    if 'dcgan' in model:
+  if 'dcgan' in model:
+    for net in ('G', 'D'):
       model['dcgan'][net].setdefault('spectral_norm', False)
   config['data'].setdefault('dataset', 'cifar10')
   config.setdefault('augment', {'policy': ''})

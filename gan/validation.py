@@ -28,9 +28,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(config.data.split in data.SPLITS, f'data.split={config.data.split!r}: use one of {data.SPLITS}.')
   need(config.data.num_examples >= 0,
        f'data.num_examples={config.data.num_examples} must be >= 0 (0: all).')
-  need(config.model.compute_dtype in ('float32', 'bfloat16'),
+  dtype_known = config.model.compute_dtype in ('float32', 'bfloat16')
+  need(dtype_known,
        f"model.compute_dtype={config.model.compute_dtype!r}: use 'float32' or 'bfloat16'.")
-  if config.data.dataset in data.DATASETS and config.model.compute_dtype in ('float32', 'bfloat16'):
+  if config.data.dataset in data.DATASETS and dtype_known:
     problems += models.problems(config)  # It builds the family's spec from both.
   need(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be > 0.')
   need(config.loss.name in losses.LOSSES,
