@@ -44,9 +44,8 @@ class Evaluator:
     self.context = metrics.Context(config.data, reference_split or config.eval.reference_split,
                                    batch_size or config.eval.batch_size,
                                    inception_logits or config.eval.inception_logits)
-    names = list(config.eval.metrics if metric_names is None else metric_names)
-    self.metric_names = names
-    self._metrics = metrics.make_metrics(names, self.context)
+    self._metrics = metrics.make_metrics(
+        list(config.eval.metrics if metric_names is None else metric_names), self.context)
     self._networks = networks
     self._key = streams.run_keys(config.seed)['eval']
     self._sample = networks.sampler()
