@@ -120,6 +120,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.g_batch_size = 0   # G's samples per G update; 0: batch_size.
   config.train.n_dis = 1          # D updates per G update, each on its own real batch.
   config.train.num_epochs = 200
+  # A wall-clock budget in minutes (0: none): training stops, with a checkpoint and a
+  # last grid, after the call of steps that passes it. Counted over resumes (the
+  # `time_s` of metrics.jsonl), for comparisons at an equal budget.
+  config.train.time_budget_minutes = 0.0
   # 'simultaneous': the seed's step, G and D updated from one forward pass (two tapes;
   # n_dis 1, G's batch = D's). 'alternating': n_dis D steps, then a G step on fresh
   # noise against the updated D.
@@ -169,10 +173,22 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.log.tensorboard = True
   config.log.progress_bar = True
 
-  if variant == 'smoke':
-    apply_smoke(config)
-  elif variant:
-    raise ValueError(f"Unknown config variant {variant!r}; use '' or 'smoke'.")
+  return apply_variants(config, variant, {})
+
+
+def apply_variants(config: ml_collections.ConfigDict, variant: str,
+                   variants: dict) -> ml_collections.ConfigDict:
+  """Applies `variant`, comma-separated names from `variants` (name -> function that
+  edits the config) and 'smoke' (always known, applied last): 'ema,smoke' is the EMA
+  variant's smoke run."""
+  names = [name for name in variant.split(',') if name]
+  known = {**variants, 'smoke': apply_smoke}
+  unknown = [name for name in names if name not in known]
+  if unknown:
+    raise ValueError(f'Unknown config variant {",".join(unknown)!r}; use comma-separated '
+                     f'names from {sorted(known)} (or none).')
+  for name in sorted(names, key=lambda name: name == 'smoke'):
+    known[name](config)
   return config
 
 

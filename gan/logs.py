@@ -26,10 +26,14 @@ class MetricWriter:
 
   def __init__(self, workdir: str | Path, resume_step: int, tensorboard: bool):
     self.path = Path(workdir) / 'metrics.jsonl'
+    # The training seconds the kept records reached: a resumed run's clock goes on there.
+    self.resumed_seconds = 0.0
     if self.path.exists():
       kept = [line for line in self.path.read_text().splitlines()
               if line.strip() and json.loads(line)['step'] <= resume_step]
       self.path.write_text(''.join(line + '\n' for line in kept))
+      times = [json.loads(line).get('time_s', 0.0) for line in kept]
+      self.resumed_seconds = max(times, default=0.0)
     self._file = open(self.path, 'a')
     self._tensorboard = None
     if tensorboard:
@@ -59,18 +63,32 @@ def progress_bar(total_steps: int, initial_step: int, enabled: bool) -> tqdm.tqd
                    dynamic_ncols=True, smoothing=0.1)
 
 
+class TrainClock:
+  """Seconds of training of a run: this invocation's wall time since it started (its
+  compilation, periodic work and checkpoints included), after `offset` seconds of the
+  invocations before it."""
+
+  def __init__(self, offset: float = 0.0):
+    self._start = time.perf_counter() - offset
+
+  def seconds(self) -> float:
+    return time.perf_counter() - self._start
+
+
 class MetricBuffer:
   """Holds the device metrics of calls of k steps and writes them, a line a step, at a
   host sync.
 
   Fetching every call would stall the device queue; buffering keeps dispatch
   asynchronous and still logs every step. `counters(step)` gives the fields every line
-  starts with (step, epoch, kimg, G and D steps); `images_per_step` times img/s.
+  starts with (step, epoch, kimg, G and D steps); `images_per_step` times img/s; each
+  line's `time_s` is `clock`'s seconds at the sync that wrote it.
   """
 
   def __init__(self, writer: MetricWriter, counters: Callable[[int], dict],
-               images_per_step: int):
+               images_per_step: int, clock: TrainClock | None = None):
     self._writer = writer
+    self._clock = clock or TrainClock()
     self._counters = counters
     self._images_per_step = images_per_step
     self._pending: list[tuple[int, dict]] = []
@@ -106,7 +124,7 @@ class MetricBuffer:
             f'({ {k: float(metrics[k]) for k in bad} }); stopping. The last checkpoint '
             f'was written before this step and is intact.')
       record = {**self._counters(step), **{k: float(v) for k, v in metrics.items()},
-                'img_per_sec': img_per_sec}
+                'img_per_sec': img_per_sec, 'time_s': round(self._clock.seconds(), 3)}
       self._writer.write(record)
       self.last = record
     self._pending = []

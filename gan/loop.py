@@ -48,6 +48,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   `stop_at_step` ends this invocation after that global step, with a checkpoint, as a
   SIGTERM would (for notebooks with session limits); rerunning continues from there.
+  `train.time_budget_minutes` ends the run the same way once its logged `time_s` (the
+  training seconds of all its invocations) passes the budget: runs compared at an equal
+  wall-clock budget.
   """
   mesh = parallel.make_mesh()
   validate_config(config, num_devices=mesh.size)
@@ -109,16 +112,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     writer.flush()
     print(f'\nstep {step} (epoch {record["epoch"]:g}): {format_record(record)}', flush=True)
 
-  buffer = logs.MetricBuffer(writer, counters, per_step)
+  train_clock = logs.TrainClock(writer.resumed_seconds)
+  buffer = logs.MetricBuffer(writer, counters, per_step, train_clock)
+  budget_s = 60 * config.train.time_budget_minutes  # 0: none.
   bar = logs.progress_bar(total_steps, step, config.log.progress_bar)
   last_step = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
   compiled: set[int] = set()  # The k of each call compiled so far.
+  over_budget = bool(budget_s) and train_clock.seconds() >= budget_s
   try:
     with checkpoint.StopRequest() as stop:
-      while step < last_step and not stop.requested:
+      while step < last_step and not stop.requested and not over_budget:
         epoch, position = divmod(step, steps_per_epoch)
         order = data.epoch_permutation(config.seed, epoch, len(images))
-        while position < steps_per_epoch and step < last_step and not stop.requested:
+        while (position < steps_per_epoch and step < last_step and not stop.requested and
+               not over_budget):
           # Calls of k steps start at multiples of k into the epoch and never cross its
           # end, so a run compiles one program, plus one for the epoch's remainder when
           # k does not divide the steps of an epoch.
@@ -150,8 +157,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           if clock.due(checkpoint_every, previous, step) or end:
             buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
             checkpointer.save(state)
+          over_budget = bool(budget_s) and not end and train_clock.seconds() >= budget_s
       buffer.flush()
       checkpointer.save(state)
+      if over_budget:
+        save_samples()  # The budget's last grid, as the end of training would.
+        print(f'\nTime budget of {config.train.time_budget_minutes:g} min reached at step '
+              f'{step} ({clock.epoch(step):.2f} epochs); checkpoint saved.', flush=True)
       if stop.requested:
         print(f'\nStopped by {stop.requested} at step {step}; checkpoint saved. Rerun the '
               f'same command to resume.', flush=True)

@@ -40,7 +40,9 @@ def layers_of(module: nn.Module, *inputs, **kwargs) -> list[Layer]:
 
   def record(next_fun, args, call_kwargs, context):
     outputs = next_fun(*args, **call_kwargs)
-    if context.method_name == '__call__' and len(context.module.path) == 1:
+    # Each top-level module once: nn.SpectralNorm calls the layer it wraps twice.
+    if (context.method_name == '__call__' and len(context.module.path) == 1 and
+        context.module.path[0] not in {name for name, _, _ in calls}):
       calls.append((context.module.path[0], type(context.module).__name__, outputs.shape))
     return outputs
 

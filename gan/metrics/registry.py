@@ -55,6 +55,10 @@ METRICS: dict[str, Callable[[Context], Metric]] = {}
 
 def register(name: str):
   def add(make: Callable[[Context], Metric]) -> Callable[[Context], Metric]:
+    if make.__module__ == '__main__':
+      # `python -m gan.metrics.fid` runs the module a second time as __main__, after the
+      # package's import registered its metric; that copy is the one kept.
+      return make
     if name in METRICS:
       raise ValueError(f'Metric {name!r} is registered twice.')
     METRICS[name] = make

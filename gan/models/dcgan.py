@@ -60,7 +60,7 @@ def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
   return _square_conv_layer(STRIDED_CONV_IMPLS, impl)
 
 
-def _apply(layer: nn.Module, x: Array, spectral_norm: bool, train: bool) -> Array:
+def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool, train: bool) -> Array:
   """`layer(x)`, its kernel spectrally normalised when asked (power iteration in train
   mode only)."""
   return nn.SpectralNorm(layer)(x, update_stats=train) if spectral_norm else layer(x)
@@ -91,7 +91,7 @@ class DCGANGenerator(nn.Module):
         nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
         epsilon=self.bn_epsilon, dtype=self.dtype)
 
-    x = _apply(nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
+    x = apply_layer(nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
                         kernel_init=ops.glorot_uniform, dtype=self.dtype, name='Dense_0'),
                z, self.spectral_norm, train)
     x = act(batch_norm()(x))
@@ -99,11 +99,11 @@ class DCGANGenerator(nn.Module):
     # Layers are named by role, not by implementation, so 'subpixel' and 'flax' runs
     # share one parameter tree (and checkpoints).
     for i, features in enumerate(self.channels):
-      x = _apply(conv_transpose(features, self.kernel_size, 2, use_bias=False,
+      x = apply_layer(conv_transpose(features, self.kernel_size, 2, use_bias=False,
                                 dtype=self.dtype, winograd=self.winograd,
                                 name=f'ConvTranspose_{i}'), x, self.spectral_norm, train)
       x = act(batch_norm()(x))
-    x = _apply(conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
+    x = apply_layer(conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
                               dtype=self.dtype, winograd=self.winograd,
                               name=f'ConvTranspose_{len(self.channels)}'),
                x, self.spectral_norm, train)
@@ -134,7 +134,7 @@ class DCGANDiscriminator(nn.Module):
     conv = strided_conv_layer(self.strided_conv_impl)
     x = images
     for i, (features, use_bn) in enumerate(zip(self.channels, self.batch_norm, strict=True)):
-      x = _apply(conv(features, self.kernel_size, 2, dtype=self.dtype, winograd=self.winograd,
+      x = apply_layer(conv(features, self.kernel_size, 2, dtype=self.dtype, winograd=self.winograd,
                       name=f'Conv_{i}'), x, self.spectral_norm, train)
       if use_bn:
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
@@ -143,7 +143,7 @@ class DCGANDiscriminator(nn.Module):
       if self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = x.reshape(x.shape[0], -1)
-    logits = _apply(nn.Dense(1, kernel_init=ops.glorot_uniform, dtype=self.dtype,
+    logits = apply_layer(nn.Dense(1, kernel_init=ops.glorot_uniform, dtype=self.dtype,
                              name='Dense_0'), x, self.spectral_norm, train)
     return logits[:, 0].astype(jnp.float32)
 

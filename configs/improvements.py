@@ -1,0 +1,35 @@
+"""The field's improvements over the seed's DCGANs, each a function that edits a config.
+
+They are what the recap ablation adds one at a time (configs/recap.py's variants) and
+what the SNGAN configs are built from; each names the paper it comes from.
+"""
+
+import ml_collections
+
+# DiffAugment's policy for CIFAR-10 (Zhao et al. 2020, their Table 2's best).
+DIFFAUGMENT_POLICY = 'color,translation,cutout'
+
+
+def add_g_ema(config: ml_collections.ConfigDict, half_life_kimg: float = 10.0) -> None:
+  """Samples and metrics from an exponential moving average of G's weights (Karras et al.
+  2018; Yazici et al. 2019). StyleGAN2-ADA's 10 kimg half-life: short enough to follow a
+  run of a few hundred kimg, long enough to average over the game's oscillation."""
+  config.train.g_ema_decay = 0.0
+  config.train.g_ema_half_life_kimg = half_life_kimg
+
+
+def add_spectral_norm_hinge(config: ml_collections.ConfigDict) -> None:
+  """D's kernels spectrally normalised and the hinge loss (Miyato et al. 2018). Spectral
+  norm replaces BatchNorm as D's stabiliser: a BatchNorm after a normalised layer would
+  rescale away the Lipschitz bound it sets, and SNGAN's D has none."""
+  dcgan = config.model.dcgan
+  dcgan.D.spectral_norm = True
+  dcgan.D.batch_norm = (False,) * len(dcgan.D.channels)
+  config.loss.name = 'hinge'
+
+
+def add_diffaugment(config: ml_collections.ConfigDict,
+                    policy: str = DIFFAUGMENT_POLICY) -> None:
+  """DiffAugment (Zhao et al. 2020): every image D sees, real and fake, in both networks'
+  updates, augmented differentiably, so D cannot memorise the training set."""
+  config.augment.policy = policy
