@@ -195,6 +195,8 @@ def apply_variants(config: ml_collections.ConfigDict, variant: str,
 def apply_smoke(config: ml_collections.ConfigDict) -> None:
   """Tiny data and steps, same networks: runs end to end on a CPU in seconds."""
   config.data.num_examples = 96
+  # G's batch keeps its ratio to D's (SN-GAN's 128 against 64).
+  config.train.g_batch_size = config.train.g_batch_size * 16 // config.train.batch_size
   config.train.batch_size = 16
   config.train.num_epochs = 2
   config.train.log_every_steps = 2

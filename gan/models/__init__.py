@@ -18,7 +18,7 @@ returned must meet the contract:
 collection, dropout draws from the `dropout` rng stream. Only `gan.networks` calls them.
 """
 
-from gan.models import dcgan, sngan_cnn  # noqa: F401  (the built-in families register on import)
+from gan.models import dcgan, resnet, sngan_cnn  # noqa: F401  (the built-in families register on import)
 from gan.models.registry import (FAMILIES, Family, ModelSpec, build_models, family_block,
                                  problems, register, spec_of)
 
