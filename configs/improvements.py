@@ -33,3 +33,12 @@ def add_diffaugment(config: ml_collections.ConfigDict,
   """DiffAugment (Zhao et al. 2020): every image D sees, real and fake, in both networks'
   updates, augmented differentiably, so D cannot memorise the training set."""
   config.augment.policy = policy
+
+
+def set_adam(config: ml_collections.ConfigDict, learning_rate: float, b1: float, b2: float,
+             eps: float = 1e-8, schedule: str = 'constant') -> None:
+  """The same Adam for G and D, with optax's epsilon (the papers' PyTorch and Chainer
+  code use 1e-8; the seed's Keras 1e-7 stays in the seed's configs)."""
+  for net in ('G', 'D'):
+    config.optim[net].update(learning_rate=learning_rate, b1=b1, b2=b2, eps=eps,
+                             schedule=schedule)

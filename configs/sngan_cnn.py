@@ -55,11 +55,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   block.D.spectral_norm = True
 
   config.loss.name = 'hinge'
-  for net in ('G', 'D'):
-    config.optim[net].learning_rate = 2e-4
-    config.optim[net].b1 = 0.5
-    config.optim[net].b2 = 0.999
-    config.optim[net].eps = 1e-8
+  improvements.set_adam(config, 2e-4, b1=0.5, b2=0.999)
   config.train.batch_size = 64
   config.train.update_rule = 'alternating'
   config.train.num_epochs = 64   # 781 steps an epoch: 50k G updates.

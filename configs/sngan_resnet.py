@@ -51,12 +51,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   block.D.spectral_norm = True
 
   config.loss.name = 'hinge'
-  for net in ('G', 'D'):
-    config.optim[net].learning_rate = 2e-4
-    config.optim[net].b1 = 0.0
-    config.optim[net].b2 = 0.9
-    config.optim[net].eps = 1e-8
-    config.optim[net].schedule = 'linear'
+  improvements.set_adam(config, 2e-4, b1=0.0, b2=0.9, schedule='linear')
   config.train.batch_size = 64
   config.train.g_batch_size = 128
   config.train.n_dis = 5

@@ -20,7 +20,7 @@ critic's score has no threshold), its loss is minus the estimated Wasserstein di
 
 import ml_collections
 
-from configs import baseline, recap
+from configs import baseline, improvements, recap
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -30,11 +30,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   dcgan.D.batch_norm = (False,) * len(dcgan.D.channels)
   config.loss.name = 'wasserstein'
   config.loss.gradient_penalty = 10.0
-  for net in ('G', 'D'):
-    config.optim[net].learning_rate = 1e-4
-    config.optim[net].b1 = 0.5
-    config.optim[net].b2 = 0.9
-    config.optim[net].eps = 1e-8
+  improvements.set_adam(config, 1e-4, b1=0.5, b2=0.9)
   config.train.batch_size = 64
   config.train.n_dis = 5
   config.train.update_rule = 'alternating'

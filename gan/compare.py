@@ -2,9 +2,11 @@ r"""Side-by-side comparison of finished runs: a Markdown table and the final gri
 
   python -m gan.compare runs/baseline_e3 runs/recap_e3 --out docs/results/compare
 
-Writes `<out>.md` (the table) and `<out>.png` (each run's last grid, titled), and prints
-the table. Numbers come from each run's own files: parameters from its config.json,
-img/s as the median over its logged windows, losses and accuracies as the mean over its
+Writes `<out>.md` (the table), `<out>.png` (each run's last grid, titled) and, when any
+run was evaluated, `<out>_fid.png` (FID against images shown and against training
+wall-clock time, every run on one figure), and prints the table. Numbers come from each run's own files: parameters from its config.json,
+img/s as the median over its logged windows, wall time as its last logged `time_s`
+(training seconds over all its invocations; n/a for runs from before it was logged), losses and accuracies as the mean over its
 last epoch (single steps of a GAN are too noisy to compare), and sample quality from its
 latest evaluation record (`python -m gan.evaluate` or `eval.every`): FID and KID,
 the recognisable share and class entropy, IS when measured, and the sample count.
@@ -37,6 +39,11 @@ def summarize_run(workdir: Path) -> dict:
   mean = lambda key: float(np.mean([r[key] for r in final]))
   evals = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl')
            if 'eval/num_samples' in r]
+  # Each evaluation at its step's training time: its own `time_s` (evaluations during
+  # training) or that of the last training step logged before it (`gan.evaluate`).
+  times = {r['step']: r['time_s'] for r in records if 'time_s' in r}
+  fid_curve = [(r['kimg'], r.get('time_s', _time_at(times, r['step'])), r['eval/fid'])
+               for r in evals if 'eval/fid' in r]
   quality = {}
   if evals:
     last = evals[-1]
@@ -46,13 +53,20 @@ def summarize_run(workdir: Path) -> dict:
                'IS': last.get('eval/is', np.nan),
                'eval samples': f'{last["eval/num_samples"]:,} vs {last["eval/reference"]}'}
   return {
-      'run': workdir.name, 'epochs': records[-1]['epoch'], 'G params': g_params,
+      'run': workdir.name, 'design': f'{config.model.name}, {config.loss.name}',
+      'epochs': records[-1]['epoch'], 'G params': g_params,
       'D params': d_params,
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
+      'wall time s': float(records[-1].get('time_s', np.nan)), 'fid_curve': fid_curve,
       'G loss': mean('G/loss'), 'D loss': mean('D/loss'),
       'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
       'grid': _last_grid(workdir), **quality,
   }
+
+
+def _time_at(times: dict[int, float], step: int) -> float:
+  earlier = [s for s in times if s <= step]
+  return times[max(earlier)] if earlier else np.nan
 
 
 def _last_grid(workdir: Path) -> Path:
@@ -66,8 +80,8 @@ def _last_grid(workdir: Path) -> Path:
 
 
 def markdown_table(rows: list[dict]) -> str:
-  columns = ['run', 'epochs', 'G params', 'D params', 'img/s', 'G loss', 'D loss',
-             'D acc real', 'D acc fake']
+  columns = ['run', 'design', 'epochs', 'G params', 'D params', 'img/s', 'wall time s',
+             'G loss', 'D loss', 'D acc real', 'D acc fake']
   # Quality columns when any run was evaluated; IS only when some run measured it.
   for column in ('FID', 'KID', 'recognisable', 'class entropy', 'IS', 'eval samples'):
     values = [row.get(column, np.nan) for row in rows]
@@ -99,6 +113,27 @@ def grids_side_by_side(rows: list[dict], path: Path) -> None:
   plt.close(fig)
 
 
+def plot_fid(rows: list[dict], path: Path) -> bool:
+  """FID against kimg and against wall-clock minutes, a line per run; False (and no
+  file) when no run has an FID."""
+  curves = [(row['run'], np.asarray(row['fid_curve'], float).reshape(-1, 3)) for row in rows
+            if row['fid_curve']]
+  if not curves:
+    return False
+  fig, (by_kimg, by_time) = plt.subplots(1, 2, figsize=(11, 4))
+  for name, curve in curves:
+    by_kimg.plot(curve[:, 0], curve[:, 2], 'o-', label=name)
+    by_time.plot(curve[:, 1] / 60, curve[:, 2], 'o-', label=name)
+  by_kimg.set(xlabel='images shown (kimg)', ylabel='FID', title='FID against images shown')
+  by_time.set(xlabel='training wall-clock time (min)', ylabel='FID',
+              title='FID against wall-clock time')
+  by_kimg.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return True
+
+
 def main(argv):
   workdirs = [Path(a) for a in argv[1:]]
   if not workdirs:
@@ -109,6 +144,7 @@ def main(argv):
   table = markdown_table(rows)
   out.with_suffix('.md').write_text(table + '\n')
   grids_side_by_side(rows, out.with_suffix('.png'))
+  plot_fid(rows, out.parent / f'{out.name}_fid.png')
   print(table)
 
 

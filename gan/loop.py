@@ -107,7 +107,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     evaluator = Evaluator(config, networks)
 
   def evaluate() -> None:
-    record = {**counters(step), **evaluator(sampling_variables(state), config.eval.num_samples)}
+    record = {**counters(step), 'time_s': round(train_clock.seconds(), 3),
+              **evaluator(sampling_variables(state), config.eval.num_samples)}
     writer.write(record)
     writer.flush()
     print(f'\nstep {step} (epoch {record["epoch"]:g}): {format_record(record)}', flush=True)

@@ -43,6 +43,18 @@ def test_table_reports_each_run_from_its_own_files(two_runs, tmp_path):
   table = compare.markdown_table(rows).splitlines()
   assert table[0].split(' | ')[-5:] == ['FID', 'KID', 'recognisable', 'class entropy',
                                         'eval samples |']
+  assert table[0].split(' | ')[:3] == ['| run', 'design', 'epochs']
+  assert 'dcgan, non_saturating' in table[2]
+  # Wall time is the last step's logged training seconds.
+  last = [json.loads(line) for line in (two_runs[1] / 'metrics.jsonl').read_text().splitlines()
+          if 'G/loss' in line][-1]
+  assert rows[1]['wall time s'] == last['time_s'] > 0
+  # The FID curve puts the evaluation at its step's kimg and training time.
+  assert rows[1]['fid_curve'] == [(0.192, last['time_s'], 250.5)] and rows[0]['fid_curve'] == []
+  assert compare.plot_fid(rows, tmp_path / 'fid.png')
+  assert iio.imread(tmp_path / 'fid.png').shape[1] > 500
+  assert not compare.plot_fid(rows[:1], tmp_path / 'none.png')
+  assert not (tmp_path / 'none.png').exists()
   assert '| 250 | 0.21 | 0.125 | 1.5 | 20 vs cifar10:test |' in table[3]
   assert '| n/a | n/a | n/a | n/a | n/a |' in table[2]  # The unevaluated run.
 

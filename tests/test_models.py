@@ -132,7 +132,8 @@ def test_unknown_family_is_refused():
   with pytest.raises(ValueError, match="Unknown model family.*'dcgan'"):
     models.build_models(config)
   assert models.problems(config) == [
-      "model.name='stylegan9' is no known family; use one of ['dcgan']."]
+      "model.name='stylegan9' is no known family; use one of ['dcgan', 'resnet', "
+      "'sngan_cnn']."]
 
 
 def test_a_family_reads_and_validates_only_its_own_block():

@@ -282,8 +282,11 @@ def test_simultaneous_step_takes_each_networks_gradient_of_its_own_loss(get_conf
   g_loss, d_loss = losses_of(state.g.params, state.d.params)
   np.testing.assert_allclose(metrics['G/loss'], g_loss, rtol=TOL['rtol'])
   np.testing.assert_allclose(metrics['D/loss'], d_loss, rtol=TOL['rtol'])
-  np.testing.assert_allclose(metrics['G/grad_norm'], optax.tree.norm(g_grads), rtol=TOL['rtol'])
-  np.testing.assert_allclose(metrics['D/grad_norm'], optax.tree.norm(d_grads), rtol=TOL['rtol'])
+  # The norms sum the rounding of every gradient through BatchNorm of a small batch, the
+  # jitted step's fusions against op-by-op here: up to 1.2e-4 relative on some x86 CPUs.
+  # Another network's loss, or a missed tape, moves them by far more than 1e-3.
+  np.testing.assert_allclose(metrics['G/grad_norm'], optax.tree.norm(g_grads), rtol=1e-3)
+  np.testing.assert_allclose(metrics['D/grad_norm'], optax.tree.norm(d_grads), rtol=1e-3)
 
 
 @pytest.mark.parametrize('impl', networks_module.DROPOUT_RNGS)
