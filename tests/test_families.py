@@ -183,3 +183,14 @@ def test_fid_command_line_runs_as_a_module():
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
   assert 'FID and KID between two image sets' in result.stdout
+
+
+@pytest.mark.parametrize('spec, field, value, message', [
+    ('configs/sngan_cnn.py', 'strided_conv_impl', 'fft', "strided_conv_impl='fft' is unknown"),
+    ('configs/sngan_cnn.py', 'bn_epsilon', 0.0, 'bn_epsilon=0.0 must be > 0'),
+    ('configs/sngan_resnet.py', 'bn_momentum', 1.0, 'bn_momentum=1.0 must be in'),
+])
+def test_bad_family_settings_are_named(spec, field, value, message):
+  config = load_config(spec)
+  config.model[config.model.name][field] = value
+  assert any(message in problem for problem in models.problems(config))

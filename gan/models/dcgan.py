@@ -148,20 +148,30 @@ class DCGANDiscriminator(nn.Module):
     return logits[:, 0].astype(jnp.float32)
 
 
+def layer_problems(block: ml_collections.ConfigDict, strided: bool = True) -> list[str]:
+  """Problems with the settings a family's block shares with this one: BatchNorm's
+  `bn_momentum` and `bn_epsilon`, and (`strided`) the strided layers' implementations."""
+  problems = []
+  if strided:
+    for setting, impls in (('conv_transpose_impl', CONV_TRANSPOSE_IMPLS),
+                           ('strided_conv_impl', STRIDED_CONV_IMPLS)):
+      if block[setting] not in impls:
+        problems.append(f'{setting}={block[setting]!r} is unknown; use one of {sorted(impls)}.')
+  if not 0 < block.bn_momentum < 1:
+    problems.append(f'bn_momentum={block.bn_momentum} must be in (0, 1).')
+  if not block.bn_epsilon > 0:
+    problems.append(f'bn_epsilon={block.bn_epsilon} must be > 0.')
+  return problems
+
+
 def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list[str]:
   """Problems with `config.model.dcgan`, each naming the field (relative to the block)."""
-  problems = []
+  problems = layer_problems(block)
 
   def need(condition: bool, message: str) -> None:
     if not condition:
       problems.append(message)
 
-  for setting, impls in (('conv_transpose_impl', CONV_TRANSPOSE_IMPLS),
-                         ('strided_conv_impl', STRIDED_CONV_IMPLS)):
-    need(block[setting] in impls,
-         f'{setting}={block[setting]!r} is unknown; use one of {sorted(impls)}.')
-  need(0 < block.bn_momentum < 1, f'bn_momentum={block.bn_momentum} must be in (0, 1).')
-  need(block.bn_epsilon > 0, f'bn_epsilon={block.bn_epsilon} must be > 0.')
   for net in ('G', 'D'):
     cfg = block[net]
     need(cfg.activation in ACTIVATIONS,

@@ -158,9 +158,7 @@ class ResNetDiscriminator(nn.Module):
 
 def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list[str]:
   """Problems with `config.model.resnet`, each naming the field (relative to the block)."""
-  problems = []
-  if not 0 < block.bn_momentum < 1:
-    problems.append(f'bn_momentum={block.bn_momentum} must be in (0, 1).')
+  problems = dcgan.layer_problems(block, strided=False)
   size = 4 * 2 ** block.G.num_blocks
   if (size, size, block.G.out_channels) != tuple(spec.image_shape):
     problems.append(f'G makes {(size, size, block.G.out_channels)} images but the data are '

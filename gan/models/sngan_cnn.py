@@ -93,13 +93,7 @@ class SNGANCNNDiscriminator(nn.Module):
 
 def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list[str]:
   """Problems with `config.model.sngan_cnn`, each naming the field (relative to the block)."""
-  problems = []
-  for setting, impls in (('conv_transpose_impl', dcgan.CONV_TRANSPOSE_IMPLS),
-                         ('strided_conv_impl', dcgan.STRIDED_CONV_IMPLS)):
-    if block[setting] not in impls:
-      problems.append(f'{setting}={block[setting]!r} is unknown; use one of {sorted(impls)}.')
-  if not 0 < block.bn_momentum < 1:
-    problems.append(f'bn_momentum={block.bn_momentum} must be in (0, 1).')
+  problems = dcgan.layer_problems(block)
   size = 4 * 2 ** len(block.G.channels)
   if (size, size, block.G.out_channels) != tuple(spec.image_shape):
     problems.append(f'G makes {(size, size, block.G.out_channels)} images but the data are '
