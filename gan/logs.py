@@ -29,11 +29,12 @@ class MetricWriter:
     # The training seconds the kept records reached: a resumed run's clock goes on there.
     self.resumed_seconds = 0.0
     if self.path.exists():
-      kept = [line for line in self.path.read_text().splitlines()
-              if line.strip() and json.loads(line)['step'] <= resume_step]
-      self.path.write_text(''.join(line + '\n' for line in kept))
-      times = [json.loads(line).get('time_s', 0.0) for line in kept]
-      self.resumed_seconds = max(times, default=0.0)
+      lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+      kept = [(line, record) for line, record in zip(lines, map(json.loads, lines))
+              if record['step'] <= resume_step]
+      self.path.write_text(''.join(line + '\n' for line, _ in kept))
+      self.resumed_seconds = max((record.get('time_s', 0.0) for _, record in kept),
+                                 default=0.0)
     self._file = open(self.path, 'a')
     self._tensorboard = None
     if tensorboard:

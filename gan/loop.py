@@ -116,10 +116,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   train_clock = logs.TrainClock(writer.resumed_seconds)
   buffer = logs.MetricBuffer(writer, counters, per_step, train_clock)
   budget_s = 60 * config.train.time_budget_minutes  # 0: none.
+  budget_spent = lambda: bool(budget_s) and train_clock.seconds() >= budget_s
   bar = logs.progress_bar(total_steps, step, config.log.progress_bar)
   last_step = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
   compiled: set[int] = set()  # The k of each call compiled so far.
-  over_budget = bool(budget_s) and train_clock.seconds() >= budget_s
+  over_budget = budget_spent()
   try:
     with checkpoint.StopRequest() as stop:
       while step < last_step and not stop.requested and not over_budget:
@@ -158,11 +159,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           if clock.due(checkpoint_every, previous, step) or end:
             buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
             checkpointer.save(state)
-          over_budget = bool(budget_s) and not end and train_clock.seconds() >= budget_s
+          over_budget = not end and budget_spent()
       buffer.flush()
       checkpointer.save(state)
       if over_budget:
-        save_samples()  # The budget's last grid, as the end of training would.
+        if not visualize.grid_path(workdir, step).exists():
+          save_samples()  # The budget's last grid, as the end of training would.
         print(f'\nTime budget of {config.train.time_budget_minutes:g} min reached at step '
               f'{step} ({clock.epoch(step):.2f} epochs); checkpoint saved.', flush=True)
       if stop.requested:
