@@ -28,6 +28,10 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    """The steps of the kept checkpoints, oldest first."""
+    return sorted(self._manager.all_steps())
+
   def save(self, state: GANState) -> int:
     """Saves `state` under its step (a no-op if that step is already saved)."""
     step = int(jax.device_get(state.step))
@@ -38,16 +42,22 @@ class Checkpointer:
 
   def restore_latest(self, template: GANState,
                      images_per_step: int | None = None) -> GANState | None:
-    """The newest saved state, laid out (shapes, dtypes, shardings) like `template`.
+    """The newest saved state (None when there is none); see `restore`."""
+    step = self._manager.latest_step()
+    return None if step is None else self.restore(step, template, images_per_step)
+
+  def restore(self, step: int, template: GANState,
+              images_per_step: int | None = None) -> GANState:
+    """The state saved at `step`, laid out (shapes, dtypes, shardings) like `template`.
 
     A checkpoint written before a field of GANState existed still restores: without
     `g_ema` as a run keeping none (an error when `template` keeps one); without
     `images_shown` with step * `images_per_step` images shown. A run that kept an EMA
     and resumes without one drops it.
     """
-    step = self._manager.latest_step()
-    if step is None:
-      return None
+    if step not in self._manager.all_steps():
+      raise FileNotFoundError(f'No checkpoint of step {step}: the kept steps are '
+                              f'{self.all_steps()}.')
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))

@@ -8,8 +8,11 @@ wall-clock time, every run on one figure), and prints the table. Numbers come fr
 img/s as the median over its logged windows, wall time as its last logged `time_s`
 (training seconds over all its invocations; n/a for runs from before it was logged), losses and accuracies as the mean over its
 last epoch (single steps of a GAN are too noisy to compare), and sample quality from its
-latest evaluation record (`python -m gan.evaluate` or `eval.every`): FID and KID,
-the recognisable share and class entropy, IS when measured, and the sample count.
+latest evaluation record with the most samples (`python -m gan.evaluate` or `eval.every`):
+FID and KID, the recognisable share and class entropy, IS when measured, and the sample
+count. The FID curves use each run's most frequent protocol (sample count and reference):
+cheap evaluations of kept checkpoints (`gan.evaluate --step`) draw the curve while one large
+final evaluation fills the table.
 """
 
 from pathlib import Path
@@ -42,22 +45,34 @@ def summarize_run(workdir: Path) -> dict:
   # Each evaluation at its step's training time: its own `time_s` (evaluations during
   # training) or that of the last training step logged before it (`gan.evaluate`).
   times = {r['step']: r['time_s'] for r in records if 'time_s' in r}
-  fid_curve = [(r['kimg'], r.get('time_s', _time_at(times, r['step'])), r['eval/fid'])
-               for r in evals if 'eval/fid' in r]
-  quality = {}
+  protocol = lambda r: (r['eval/num_samples'], r['eval/reference'])
+  quality, fid_curve, curve_protocol = {}, [], ''
   if evals:
-    last = evals[-1]
+    # The table shows the latest evaluation with the most samples; the curve, the protocol
+    # evaluated most often (FID depends on the sample count: one curve never mixes two).
+    last = max(evals, key=lambda r: r['eval/num_samples'])
+    last = [r for r in evals if protocol(r) == protocol(last)][-1]
     quality = {'FID': last.get('eval/fid', np.nan), 'KID': last.get('eval/kid', np.nan),
                'recognisable': last.get('eval/recognisable', np.nan),
                'class entropy': last.get('eval/class_entropy', np.nan),
                'IS': last.get('eval/is', np.nan),
                'eval samples': f'{last["eval/num_samples"]:,} vs {last["eval/reference"]}'}
+    counts = {}
+    for r in evals:
+      if 'eval/fid' in r:
+        counts[protocol(r)] = counts.get(protocol(r), 0) + 1
+    if counts:
+      chosen = max(counts, key=lambda p: (counts[p], p[0]))
+      fid_curve = sorted((r['kimg'], r.get('time_s', _time_at(times, r['step'])), r['eval/fid'])
+                         for r in evals if 'eval/fid' in r and protocol(r) == chosen)
+      curve_protocol = f'{chosen[0]:,} samples vs {chosen[1]}'
   return {
       'run': workdir.name, 'design': f'{config.model.name}, {config.loss.name}',
       'epochs': records[-1]['epoch'], 'G params': g_params,
       'D params': d_params,
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
       'wall time s': float(records[-1].get('time_s', np.nan)), 'fid_curve': fid_curve,
+      'fid_curve_protocol': curve_protocol,
       'G loss': mean('G/loss'), 'D loss': mean('D/loss'),
       'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
       'grid': _last_grid(workdir), **quality,
@@ -121,11 +136,15 @@ def plot_fid(rows: list[dict], path: Path) -> bool:
   if not curves:
     return False
   fig, (by_kimg, by_time) = plt.subplots(1, 2, figsize=(11, 4))
-  for name, curve in curves:
-    by_kimg.plot(curve[:, 0], curve[:, 2], 'o-', label=name)
-    by_time.plot(curve[:, 1] / 60, curve[:, 2], 'o-', label=name)
-  by_kimg.set(xlabel='images shown (kimg)', ylabel='FID', title='FID against images shown')
-  by_time.set(xlabel='training wall-clock time (min)', ylabel='FID',
+  protocols = {row['fid_curve_protocol'] for row in rows if row['fid_curve']}
+  shared = protocols.pop() if len(protocols) == 1 else ''
+  for row, (name, curve) in zip([row for row in rows if row['fid_curve']], curves):
+    label = name if shared else f'{name} ({row["fid_curve_protocol"]})'
+    by_kimg.plot(curve[:, 0], curve[:, 2], 'o-', label=label)
+    by_time.plot(curve[:, 1] / 60, curve[:, 2], 'o-', label=label)
+  ylabel = f'FID ({shared})' if shared else 'FID'
+  by_kimg.set(xlabel='images shown (kimg)', ylabel=ylabel, title='FID against images shown')
+  by_time.set(xlabel='training wall-clock time (min)', ylabel=ylabel,
               title='FID against wall-clock time')
   by_kimg.legend()
   fig.tight_layout()

@@ -2,11 +2,12 @@ r"""Sample quality of a run's generator, appended to its metrics file.
 
   python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
                          [--metrics fid,kid,recognisability] [--batch_size 50]
-                         [--inception_logits PATH]
+                         [--inception_logits PATH] [--step N]
 
 Samples G (inference mode, its EMA parameters when the run keeps them, noise from the
 run's own 'eval' random stream, labels balanced over the classes for a conditional
-model) at the latest checkpoint, quantised to uint8, and measures each metric named
+model) at the latest checkpoint (or the kept one of `--step`, for a curve of quality over
+training), quantised to uint8, and measures each metric named
 (`gan.metrics`; default: the run's `config.eval.metrics`):
 
   - 'fid', 'kid': against the reference split, from the reference FID Inception's features;
@@ -78,25 +79,33 @@ class Evaluator:
     return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.context.reference}
 
 
-def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, Networks, GANState]:
-  """(config, networks, latest state) of the run in `workdir`."""
+def load_run(workdir: Path, step: int | None = None
+             ) -> tuple[ml_collections.ConfigDict, Networks, GANState]:
+  """(config, networks, state) of the run in `workdir`: its latest checkpoint, or that of
+  `step`."""
   config = config_files.read_run_config(workdir)
   networks = Networks(config)
   template = jax.jit(lambda: create_state(config, networks),
                      out_shardings=parallel.replicated(parallel.make_mesh()))()
   checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
-  state = checkpointer.restore_latest(template, images_per_step=schedule.images_per_step(config))
-  checkpointer.close()
+  try:
+    if step is None:
+      state = checkpointer.restore_latest(template, schedule.images_per_step(config))
+    else:
+      state = checkpointer.restore(step, template, schedule.images_per_step(config))
+  finally:
+    checkpointer.close()
   if state is None:
     raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint to evaluate.')
   return config, networks, state
 
 
 def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', batch_size: int = 0,
-                 inception_logits: str = '', metric_names=None) -> dict:
-  """Evaluates the latest checkpoint of `workdir`; appends and returns the record. The
-  reference split and Inception batch default to the run's `config.eval`."""
-  config, networks, state = load_run(workdir)
+                 inception_logits: str = '', metric_names=None, step: int | None = None
+                 ) -> dict:
+  """Evaluates the latest checkpoint of `workdir` (or that of `step`); appends and returns
+  the record. The reference split and Inception batch default to the run's `config.eval`."""
+  config, networks, state = load_run(workdir, step)
   names = list(config.eval.metrics if metric_names is None else metric_names)
   if inception_logits and 'inception_score' not in names:
     names.append('inception_score')
@@ -148,12 +157,14 @@ def main(argv=None) -> None:
   parser.add_argument('--inception_logits', '--inception-logits', default='',
                       help=f'weights with the 1008-way logits layer, for the Inception Score '
                            f'(default ${metrics.INCEPTION_LOGITS_ENV}; none: no IS)')
+  parser.add_argument('--step', type=int, default=None,
+                      help='a kept checkpoint to evaluate (default: the latest)')
   args = parser.parse_args(argv)
   if args.num_samples < 2:
     parser.error(f'--num_samples={args.num_samples}: need at least 2 samples.')
   names = [name.strip() for name in args.metrics.split(',') if name.strip()] or None
   record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size,
-                        args.inception_logits, names)
+                        args.inception_logits, names, args.step)
   print(f'step {record["step"]}: {format_record(record)}  ({args.num_samples} samples vs '
         f'{record["eval/reference"]})')
 

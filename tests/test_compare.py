@@ -1,6 +1,7 @@
 """gan.compare: the side-by-side table and picture of finished runs."""
 
 import json
+import re
 
 import imageio.v3 as iio
 import pytest
@@ -74,3 +75,38 @@ def test_a_run_folder_from_before_the_families_compares(two_runs, tmp_path):
     grid.rename(old / 'samples' / f'epoch_{i:04d}.png')
   row = compare.summarize_run(old)
   assert row['G params'] == 1_455_552 and row['grid'].name == 'epoch_0002.png'
+
+
+def test_kept_checkpoints_draw_the_curve_and_the_largest_evaluation_fills_the_table(
+    two_runs, tmp_path):
+  """`gan.evaluate --step` evaluates a kept checkpoint; compare's table takes the evaluation
+  with the most samples while its curve keeps to one protocol."""
+  import shutil
+
+  from gan import checkpoint, evaluate
+  run = tmp_path / 'run'
+  shutil.copytree(two_runs[0], run)
+  kept = checkpoint.Checkpointer(run / 'checkpoints', max_to_keep=2).all_steps()
+  assert len(kept) == 2 and kept[0] < kept[1]
+  early = evaluate.evaluate_run(run, 10, 'test', metric_names=['recognisability'],
+                                step=kept[0])
+  latest = evaluate.evaluate_run(run, 10, 'test', metric_names=['recognisability'])
+  assert (early['step'], latest['step']) == tuple(kept)
+  assert early['kimg'] < latest['kimg'] and early['g_steps'] == kept[0]
+  with pytest.raises(FileNotFoundError, match=re.escape(f'kept steps are {kept}')):
+    evaluate.main(['--workdir', str(run), '--num_samples', '10', '--metrics',
+                   'recognisability', '--step', str(kept[-1] + 1)])
+
+  def record(step, kimg, fid, num_samples):
+    return {'step': step, 'epoch': 1.0, 'kimg': kimg, 'eval/fid': fid, 'eval/kid': fid / 1e3,
+            'eval/kid_std': 0.0, 'eval/num_samples': num_samples,
+            'eval/reference': 'cifar10:test'}
+  with open(run / 'metrics.jsonl', 'a') as f:
+    for r in (record(kept[1], 0.2, 90.0, 2000), record(kept[0], 0.1, 120.0, 2000),
+              record(kept[1], 0.2, 80.0, 5000)):
+      f.write(json.dumps(r) + '\n')
+  row = compare.summarize_run(run)
+  assert row['FID'] == 80.0 and row['eval samples'] == '5,000 vs cifar10:test'
+  assert [point[2] for point in row['fid_curve']] == [120.0, 90.0]  # By kimg; 2k only.
+  assert row['fid_curve_protocol'] == '2,000 samples vs cifar10:test'
+  assert compare.plot_fid([row], tmp_path / 'fid.png')
