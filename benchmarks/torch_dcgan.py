@@ -132,17 +132,20 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
 
 
 def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int,
-              num_windows: int, warmup: int) -> tuple[list[float], list[float]]:
-  """img/s of each timed window, and the process's CPU ms per step in it (all threads), on
-  the GPU when PyTorch sees one (float32, cuDNN autotuned, as XLA autotunes its own), else
-  on the CPU."""
+              num_windows: int, warmup: int, build_fn=None, make_step_fn=None
+              ) -> tuple[list[float], list[float]]:
+  """img/s (real images shown to D: `train.n_dis` batches a step) of each timed window,
+  and the process's CPU ms per step in it (all threads), on the GPU when PyTorch sees one
+  (float32, cuDNN autotuned, as XLA autotunes its own), else on the CPU. `build_fn` and
+  `make_step_fn` give another family's reference (default: this file's DCGAN)."""
   torch.manual_seed(config.seed)
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
   if device.type == 'cuda':
     torch.backends.cudnn.benchmark = True
-  generator, discriminator = (net.to(device) for net in build(config))
-  step = make_step(config, generator, discriminator)
-  real = torch.rand(batch_size, 3, 32, 32, device=device) * 2 - 1
+  generator, discriminator = (net.to(device) for net in (build_fn or build)(config))
+  step = (make_step_fn or make_step)(config, generator, discriminator)
+  per_step = config.train.n_dis * batch_size
+  real = torch.rand(per_step, 3, 32, 32, device=device) * 2 - 1
   # CUDA kernels run asynchronously: a window ends when the device has finished its steps.
   synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
   for _ in range(warmup):
@@ -154,12 +157,13 @@ def time_step(config: ml_collections.ConfigDict, batch_size: int, num_steps: int
     for _ in range(num_steps):
       step(real)
     synchronize()
-    rates.append(num_steps * batch_size / (time.perf_counter() - start))
+    rates.append(num_steps * per_step / (time.perf_counter() - start))
     cpu_ms.append(1000 * (time.process_time() - cpu_start) / num_steps)
   return rates, cpu_ms
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], build_fn=None, make_step_fn=None) -> None:
+  """The program; `build_fn` and `make_step_fn` as `time_step` takes them."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', required=True, help='A config file, as gan.bench takes.')
   parser.add_argument('--set', action='append', default=[], help='dotted.key=value')
@@ -171,7 +175,9 @@ def main(argv: list[str]) -> None:
   from gan.config_files import apply_overrides, load_config
   config = load_config(args.config)
   apply_overrides(config, args.set)
-  rates, cpu_ms = time_step(config, args.batch_size, args.steps, args.windows, args.warmup)
+  config.train.batch_size = args.batch_size
+  rates, cpu_ms = time_step(config, args.batch_size, args.steps, args.windows, args.warmup,
+                            build_fn, make_step_fn)
   device = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
   print(json.dumps({'img_per_sec': rates, 'cpu_ms_per_step': cpu_ms, 'torch': torch.__version__,
                     'torch_threads': torch.get_num_threads(), 'torch_device': device}))

@@ -13,7 +13,8 @@ peak RSS; either is the peak so far, which only grows across the rows of one
 invocation). Batches are random uint8 images already on the device: this times the
 step, not the input pipeline.
 
-`--torch` also times the PyTorch reference (benchmarks/torch_dcgan.py) on the same device,
+`--torch` also times the PyTorch reference of the config's family (benchmarks/torch_dcgan.py,
+benchmarks/torch_resnet.py) on the same device,
 in a process of its own, in `--rounds` rounds that alternate which framework goes first;
 each framework's img/s is the median over all its windows, and each round's ratio is
 kept. A shared process slowed PyTorch's step when the two took turns in it, and a CPU's
@@ -70,7 +71,7 @@ def _define_flags() -> None:
   flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
   flags.DEFINE_string('plot', '', 'Also plot img/s against batch size into this PNG.')
   flags.DEFINE_bool('torch', False, 'Also time the PyTorch reference '
-                    '(benchmarks/torch_dcgan.py) of each config, and report JAX/PyTorch.')
+                    '(benchmarks/torch_<family>.py) of each config, and report JAX/PyTorch.')
   flags.DEFINE_integer('rounds', 3, 'With --torch: rounds of --windows windows each, '
                        'alternating which framework goes first.')
   flags.DEFINE_string('inception_batch_sizes', '', 'Comma-separated batch sizes at which to '
@@ -79,14 +80,25 @@ def _define_flags() -> None:
 
 
 _REPO = Path(__file__).resolve().parents[1]
+# The PyTorch reference of each model family that has one, in benchmarks/.
+TORCH_REFERENCES = {'dcgan': 'torch_dcgan.py', 'resnet': 'torch_resnet.py'}
+
+
+def torch_reference_script(model_name: str) -> Path:
+  if model_name not in TORCH_REFERENCES:
+    raise ValueError(f'No PyTorch reference for model.name={model_name!r}: --torch times '
+                     f'{sorted(TORCH_REFERENCES)}.')
+  return _REPO / 'benchmarks' / TORCH_REFERENCES[model_name]
 
 
 def torch_reference_rates(config_path: str, overrides: list[str], batch_size: int,
                           num_steps: int, num_windows: int, warmup: int,
                           env: dict | None = None) -> list[float]:
-  """img/s of each window of the PyTorch reference's step (`benchmarks/torch_dcgan.py`),
+  """img/s of each window of the PyTorch reference's step (`benchmarks/torch_<family>.py`),
   timed in a fresh process; records PyTorch's version, threads and device in `env`."""
-  command = [sys.executable, str(_REPO / 'benchmarks' / 'torch_dcgan.py'), '--config',
+  config = load_config(config_path)
+  apply_overrides(config, overrides)
+  command = [sys.executable, str(torch_reference_script(config.model.name)), '--config',
              config_path, '--batch_size', str(batch_size), '--steps', str(num_steps),
              '--windows', str(num_windows), '--warmup', str(warmup)]
   command += [arg for override in overrides for arg in ('--set', override)]
@@ -173,6 +185,8 @@ def main(argv):
   for path in FLAGS.config or []:
     config = load_config(path)
     apply_overrides(config, FLAGS.set)
+    if FLAGS.torch:
+      torch_reference_script(config.model.name)  # No reference: fail before timing JAX.
     sizes = ([int(b) for b in FLAGS.batch_sizes.split(',')] if FLAGS.batch_sizes
              else [config.train.batch_size])
     for batch_size in sizes:

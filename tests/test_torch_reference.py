@@ -77,3 +77,53 @@ def test_the_reference_refuses_a_step_it_does_not_compute():
   config.train.update_rule, config.train.n_dis = 'alternating', 2
   with pytest.raises(ValueError, match="seed's DCGAN step only.*train.update_rule='alternating'"):
     load_benchmark('torch_dcgan').build(config)
+
+
+def _small_resnet_config():
+  from configs import sngan_resnet
+  config = sngan_resnet.get_config('smoke')
+  config.model.resnet.G.channels, config.model.resnet.D.channels = 32, 16
+  config.train.batch_size, config.train.g_batch_size, config.train.n_dis = 4, 8, 2
+  return config
+
+
+def test_torch_resnet_reference_is_the_family_and_runs_its_alternating_step():
+  from configs import sngan_resnet
+  from tests.test_families import REFERENCE_COUNTS
+  reference = load_benchmark('torch_resnet')
+  generator, discriminator = reference.build(sngan_resnet.get_config())
+  # The JAX family's counts, themselves pinned against the SN-GAN authors' code.
+  assert (reference.count_parameters(generator)[0],
+          reference.count_parameters(discriminator)[0]) == REFERENCE_COUNTS[
+              'configs/sngan_resnet.py']
+  assert generator(torch.zeros(2, 128)).shape == (2, 3, 32, 32)
+  assert discriminator(torch.zeros(2, 3, 32, 32)).shape == (2,)
+
+  config = _small_resnet_config()
+  generator, discriminator = reference.build(config)
+  g_before = [p.detach().clone() for p in generator.parameters()]
+  d_before = [p.detach().clone() for p in discriminator.parameters()]
+  step = reference.make_step(config, generator, discriminator)
+  g_loss, d_loss = step(torch.rand(8, 3, 32, 32) * 2 - 1)  # n_dis 2 batches of 4.
+  assert np.isfinite(float(g_loss)) and 0 <= float(d_loss)  # Hinge: D's loss >= 0.
+  assert all(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters()))
+  assert all(not torch.equal(a, b) for a, b in zip(d_before, discriminator.parameters()))
+  assert all(p.requires_grad for p in discriminator.parameters())  # Released after G's update.
+  # Spectral norm: the largest singular value of D's normalised kernels is near 1.
+  weight = discriminator.head.weight.detach()
+  assert abs(float(torch.linalg.matrix_norm(weight, 2)) - 1) < 0.05
+
+
+def test_gan_bench_times_each_family_with_its_own_reference(tmp_path):
+  from gan import bench
+  rates = bench.torch_reference_rates(
+      'configs/sngan_resnet.py:smoke',
+      ['model.resnet.G.channels=32', 'model.resnet.D.channels=16', 'train.n_dis=2'],
+      batch_size=2, num_steps=1, num_windows=2, warmup=0)
+  assert len(rates) == 2 and all(r > 0 for r in rates)
+  with pytest.raises(ValueError, match="No PyTorch reference for model.name='sngan_cnn'"):
+    bench.torch_reference_script('sngan_cnn')
+  config = _small_resnet_config()
+  config.loss.name = 'non_saturating'
+  with pytest.raises(ValueError, match="ResNet's hinge step only.*loss.name='non_saturating'"):
+    load_benchmark('torch_resnet').build(config)
