@@ -45,6 +45,7 @@ def time_jax(config, batch_size: int, repeats: int) -> dict[str, float]:
   import jax
   import jax.numpy as jnp
 
+  from gan import models
   from gan.networks import Networks
   networks = Networks(config)
   keys = jax.random.split(jax.random.PRNGKey(0), 6)
@@ -53,12 +54,14 @@ def time_jax(config, batch_size: int, repeats: int) -> dict[str, float]:
   images = jax.random.normal(keys[2], (batch_size, *networks.spec.image_shape))
   g_vars, d_vars = networks.init(keys[3])
   g_cotangent = jax.random.normal(keys[4], images.shape)
+  collections = lambda variables: {name: variables.get(name, {})
+                                   for name in models.STATE_COLLECTIONS}
 
   def g_apply(params):
-    return networks.generate_train(params, g_vars['batch_stats'], z, labels)[0]
+    return networks.generate_train(params, collections(g_vars), z, labels)[0]
 
   def d_apply(params, x):
-    return networks.discriminate_train(params, d_vars.get('batch_stats', {}), x, labels,
+    return networks.discriminate_train(params, collections(d_vars), x, labels,
                                        keys[5])[0]
 
   def d_grads(params, x, wrt):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+from flax import traverse_util
 
 from gan.state import GANState
 
@@ -52,8 +53,9 @@ class Checkpointer:
 
     A checkpoint written before a field of GANState existed still restores: without
     `g_ema` as a run keeping none (an error when `template` keeps one); without
-    `images_shown` with step * `images_per_step` images shown. A run that kept an EMA
-    and resumes without one drops it.
+    `images_shown` with step * `images_per_step` images shown; with spectral norm's
+    vectors inside `batch_stats` (before they had a collection of their own) split out
+    into `spectral_norm`. A run that kept an EMA and resumes without one drops it.
     """
     if step not in self._manager.all_steps():
       raise FileNotFoundError(f'No checkpoint of step {step}: the kept steps are '
@@ -76,8 +78,16 @@ class Checkpointer:
     # (restored, then dropped, when the template keeps none).
     like = {'g': abstract.g, 'd': abstract.d, 'step': abstract.step, 'key': abstract.key,
             'images_shown': abstract.images_shown, 'g_ema': abstract.g.params}
+    legacy = [net for net in ('g', 'd')
+              if 'spectral_norm' not in self._saved_net_fields(step, net)]
+    for net in legacy:
+      like[net] = _without_spectral_collection(like[net])
+    # Every field on disk, those saved empty (a None EMA) as such.
+    on_disk = set(self._saved_tree(step) or saved)
     fields = self._manager.restore(step, args=ocp.args.StandardRestore(
-        {name: like[name] for name in like if name in saved}))
+        {name: like[name] if name in saved else None for name in like if name in on_disk}))
+    for net in legacy:
+      fields[net] = _split_spectral_collection(fields[net], getattr(template, net))
     if template.g_ema is None:
       fields.pop('g_ema', None)
     if 'images_shown' not in fields:
@@ -85,19 +95,50 @@ class Checkpointer:
       fields['images_shown'] = jax.device_put(shown, template.images_shown.sharding)
     return GANState(**{**fields, 'g_ema': fields.get('g_ema')})
 
-  def _saved_fields(self, step: int) -> set[str] | None:
-    """The top-level fields of the checkpoint of `step` that hold arrays."""
+  def _saved_tree(self, step: int) -> dict | None:
     try:
       metadata = self._manager.item_metadata(step)
     except (ValueError, FileNotFoundError, KeyError):
       return None
     tree = getattr(metadata, 'tree', metadata)
-    if not isinstance(tree, dict):
+    return tree if isinstance(tree, dict) else None
+
+  def _saved_fields(self, step: int) -> set[str] | None:
+    """The top-level fields of the checkpoint of `step` that hold arrays."""
+    tree = self._saved_tree(step)
+    if tree is None:
       return None
     return {name for name, value in tree.items() if jax.tree_util.tree_leaves(value)}
 
+  def _saved_net_fields(self, step: int, net: str) -> set[str]:
+    """The fields saved of network `net` ('g' or 'd'), empty ones included."""
+    tree = self._saved_tree(step) or {}
+    return set(tree.get(net) or {})
+
   def close(self) -> None:
     self._manager.close()
+
+
+def _without_spectral_collection(net) -> dict:
+  """A NetState's layout as written before spectral norm had a collection of its own: its
+  vectors inside `batch_stats` (the same paths, in one tree)."""
+  merged = {**traverse_util.flatten_dict(net.batch_stats),
+            **traverse_util.flatten_dict(net.spectral_norm)}
+  return {'step': net.step, 'params': net.params, 'opt_state': net.opt_state,
+          'batch_stats': traverse_util.unflatten_dict(merged) if merged else {}}
+
+
+def _split_spectral_collection(fields: dict, template):
+  """The NetState of restored legacy `fields`: `batch_stats` split into BatchNorm's
+  statistics and spectral norm's vectors, the paths `template` keeps in each."""
+  flat = traverse_util.flatten_dict(fields['batch_stats']) if fields['batch_stats'] else {}
+  spectral_paths = set(traverse_util.flatten_dict(template.spectral_norm))
+  part = lambda keep: traverse_util.unflatten_dict(
+      {path: value for path, value in flat.items() if (path in spectral_paths) == keep})
+  return template.replace(step=fields['step'], params=fields['params'],
+                          opt_state=fields['opt_state'],
+                          batch_stats=part(False) if flat else {},
+                          spectral_norm=part(True) if spectral_paths else {})
 
 
 class StopRequest:

@@ -72,7 +72,7 @@ class Networks:
             jnp.zeros((batch, *self.spec.image_shape), jnp.float32))
 
   def init(self, key: Array) -> tuple[dict, dict]:
-    """(G's variables, D's variables): parameters and BatchNorm statistics."""
+    """(G's variables, D's variables): parameters and the state collections."""
     g_key, d_key = jax.random.split(key)
     # BatchNorm needs a batch axis; parameter shapes do not depend on its size.
     z, labels, images = self.example_inputs(2)
@@ -83,16 +83,20 @@ class Networks:
     """Inference mode (BatchNorm's running statistics): images [N, H, W, C] in [-1, 1]."""
     return self.generator.apply(variables, z, labels, train=False)
 
-  def generate_train(self, params, batch_stats, z: Array,
+  def generate_train(self, params, collections: dict, z: Array,
                      labels: Array | None) -> tuple[Array, dict]:
-    """Train mode: (images [N, H, W, C], G's updated batch_stats)."""
-    images, updates = self.generator.apply({'params': params, 'batch_stats': batch_stats}, z,
-                                           labels, train=True, mutable=['batch_stats'])
-    return images, updates['batch_stats']
+    """Train mode: (images [N, H, W, C], G's updated state collections).
 
-  def discriminate_train(self, params, batch_stats, images: Array, labels: Array | None,
+    `collections` maps each of `models.STATE_COLLECTIONS` to G's variables in it
+    (`NetState.collections`).
+    """
+    images, updates = self.generator.apply({'params': params, **collections}, z, labels,
+                                           train=True, mutable=list(models.STATE_COLLECTIONS))
+    return images, _all_collections(updates)
+
+  def discriminate_train(self, params, collections: dict, images: Array, labels: Array | None,
                          key: Array) -> tuple[Array, dict]:
-    """Train mode, what D sees augmented: (logits [N], D's updated batch_stats).
+    """Train mode, what D sees augmented: (logits [N], D's updated state collections).
 
     `key` is this call's own stream; the augmentation and the dropout masks draw from
     its named sub-streams.
@@ -100,9 +104,9 @@ class Networks:
     if self._augment is not None:
       images = self._augment(streams.named(key, 'augment'), images)
     logits, updates = self.discriminator.apply(
-        {'params': params, 'batch_stats': batch_stats}, images, labels, train=True,
-        mutable=['batch_stats'], rngs={'dropout': self.dropout_key(key)})
-    return logits, updates['batch_stats']
+        {'params': params, **collections}, images, labels, train=True,
+        mutable=list(models.STATE_COLLECTIONS), rngs={'dropout': self.dropout_key(key)})
+    return logits, _all_collections(updates)
 
   def dropout_key(self, key: Array) -> Array:
     """The dropout key of a D call with stream `key`, of PRNG `train.dropout_rng`."""
@@ -111,3 +115,9 @@ class Networks:
   def sampler(self):
     """Jitted (G's variables, z, labels) -> images in inference mode."""
     return jax.jit(self.generate)
+
+
+def _all_collections(variables) -> dict:
+  """Each state collection of `variables`, an empty dict for one a network does not keep
+  (Flax leaves those out), so that a network's state keeps one structure."""
+  return {name: variables.get(name, {}) for name in models.STATE_COLLECTIONS}

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax.training import train_state
 
-from gan import optim, schedule, streams
+from gan import models, optim, schedule, streams
 from gan.networks import Networks
 
 
@@ -21,8 +21,16 @@ class NetState(train_state.TrainState):
   Attributes:
     batch_stats: BatchNorm running means and variances (Keras' "non-trainable"
       weights); an empty dict for a network without BatchNorm.
+    spectral_norm: spectral norm's power-iteration vectors and singular-value estimates,
+      per normalised layer; an empty dict for a network without spectral norm.
   """
   batch_stats: Any
+  spectral_norm: Any
+
+  @property
+  def collections(self) -> dict:
+    """The network's state collections, as `Networks`' train-mode calls take them."""
+    return {name: getattr(self, name) for name in models.STATE_COLLECTIONS}
 
 
 @flax.struct.dataclass
@@ -55,11 +63,12 @@ class GANState:
 def sampling_variables(state: GANState) -> dict:
   """G's variables to sample with: the EMA parameters when the run keeps them.
 
-  BatchNorm's running statistics are the live G's (as StyleGAN2-ADA copies G's buffers
-  into G_ema): they average activations, which the EMA parameters change only slowly.
+  BatchNorm's running statistics (and spectral norm's vectors) are the live G's (as
+  StyleGAN2-ADA copies G's buffers into G_ema): they average activations, which the EMA
+  parameters change only slowly.
   """
   params = state.g.params if state.g_ema is None else state.g_ema
-  return {'params': params, 'batch_stats': state.g.batch_stats}
+  return {'params': params, **state.g.collections}
 
 
 def keeps_g_ema(config: ml_collections.ConfigDict) -> bool:
@@ -91,7 +100,8 @@ def create_state(config: ml_collections.ConfigDict, networks: Networks,
   def net_state(module, variables, net):
     net_state = NetState.create(apply_fn=module.apply, params=variables['params'],
                                 tx=optim.make_optimizer(config.optim[net], updates[net]),
-                                batch_stats=variables.get('batch_stats', {}))
+                                batch_stats=variables.get('batch_stats', {}),
+                                spectral_norm=variables.get('spectral_norm', {}))
     # create() starts from a Python 0, a weakly typed int32 that a restored checkpoint
     # would not reproduce: the step would then compile twice.
     return net_state.replace(step=jnp.zeros((), jnp.int32))

@@ -66,22 +66,22 @@ class _Updates:
             self.nets.labels(streams.named(key, 'labels'), num))
 
   def generate(self, g: NetState, params, key: Array, num: int):
-    """(fakes, their labels, G's updated batch_stats), drawn from `key`."""
+    """(fakes, their labels, G's updated state collections), drawn from `key`."""
     z, labels = self.draw(key, num)
-    fake, stats = self.nets.generate_train(params, g.batch_stats, z, labels)
+    fake, stats = self.nets.generate_train(params, g.collections, z, labels)
     return fake, labels, stats
 
   def d_forward(self, d: NetState, params, real: Batch, fake: Array, fake_labels, key: Array):
     """Real then fake through D, its statistics updated in that order (as Keras does)."""
     real_logits, stats = self.nets.discriminate_train(
-        params, d.batch_stats, data.to_float(real['image']),
+        params, d.collections, data.to_float(real['image']),
         self.nets.real_labels(real['label']), streams.named(key, 'real'))
     fake_logits, stats = self.nets.discriminate_train(params, stats, fake, fake_labels,
                                                       streams.named(key, 'fake'))
     return real_logits, fake_logits, stats
 
   def d_objective(self, d: NetState, params, real: Batch, fake: Array, fake_labels, key: Array):
-    """(D's loss with its penalties, (real logits, fake logits, D's batch_stats, the
+    """(D's loss with its penalties, (real logits, fake logits, D's state collections, the
     penalties by metric name))."""
     real_logits, fake_logits, stats = self.d_forward(d, params, real, fake, fake_labels, key)
     loss, penalties = self.loss.d_loss(real_logits, fake_logits), {}
@@ -107,8 +107,8 @@ class _Updates:
     return {'G/loss': g_loss, 'G/grad_norm': optax.tree.norm(g_grads)}
 
 
-def _apply_grads(net: NetState, grads, batch_stats) -> NetState:
-  return net.apply_gradients(grads=grads, batch_stats=batch_stats)
+def _apply_grads(net: NetState, grads, collections: dict) -> NetState:
+  return net.apply_gradients(grads=grads, **collections)
 
 
 def make_simultaneous_step(config: ml_collections.ConfigDict, networks: Networks) -> TrainStep:
@@ -167,7 +167,7 @@ def make_alternating_updates(config: ml_collections.ConfigDict, networks: Networ
 
     def objective(g_params):
       fake, fake_labels, g_stats = up.generate(state.g, g_params, key, up.g_batch_size)
-      fake_logits, _ = networks.discriminate_train(state.d.params, state.d.batch_stats, fake,
+      fake_logits, _ = networks.discriminate_train(state.d.params, state.d.collections, fake,
                                                    fake_labels, streams.named(key, 'fake'))
       return up.loss.g_loss(fake_logits), g_stats
 

@@ -75,3 +75,39 @@ def test_a_run_that_kept_an_ema_resumes_without_one(tmp_path):
   restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(without)
   assert restored.g_ema is None
   chex.assert_trees_all_equal(jax.device_get(restored.g.params), jax.device_get(with_ema.g.params))
+
+
+@pytest.mark.parametrize('spectral_norm', [True, False])
+def test_checkpoint_from_before_the_spectral_norm_collection_restores(tmp_path, spectral_norm):
+  """Runs saved while spectral norm's vectors sat in `batch_stats` (Flax's default
+  collection), and runs without spectral norm saved before the collection existed, resume:
+  the vectors in `spectral_norm`, BatchNorm's statistics apart."""
+  import orbax.checkpoint as ocp
+  from flax import traverse_util
+  config = recap.get_config('sn_hinge,smoke' if spectral_norm else 'smoke')
+  config.model.dcgan.G.spectral_norm = spectral_norm  # BatchNorm and spectral norm in one.
+  config.train.batch_size = 4
+  networks = Networks(config)
+  state = create_state(config, networks)
+  assert state.g.batch_stats and bool(state.g.spectral_norm) == spectral_norm
+
+  def legacy(net):
+    merged = {**traverse_util.flatten_dict(net.batch_stats),
+              **traverse_util.flatten_dict(net.spectral_norm)}
+    assert any(path[-1].endswith('/u') for path in merged) == spectral_norm
+    return {'step': net.step, 'params': net.params, 'opt_state': net.opt_state,
+            'batch_stats': traverse_util.unflatten_dict(merged)}
+  # As the code before wrote it: no EMA kept is a None field.
+  old_layout = {'g': legacy(state.g), 'd': legacy(state.d), 'step': state.step,
+                'images_shown': state.images_shown, 'key': state.key, 'g_ema': None}
+  with ocp.CheckpointManager(tmp_path.absolute()) as manager:
+    manager.save(0, args=ocp.args.StandardSave(old_layout))
+  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(state)
+  assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
+  chex.assert_trees_all_equal(jax.tree_util.tree_leaves(jax.device_get(restored)),
+                              jax.tree_util.tree_leaves(jax.device_get(state)))
+  # And it trains on as the original does.
+  step = jax.jit(steps.make_step_fn(config, networks))
+  batch = {'image': np.full((4, 32, 32, 3), 100, np.uint8), 'label': np.arange(4, dtype=np.int32)}
+  chex.assert_trees_all_equal(jax.device_get(step(restored, batch)[1]),
+                              jax.device_get(step(state, batch)[1]))

@@ -58,9 +58,13 @@ def test_parameter_counts_match_the_references(spec):
   # Every D layer is spectrally normalised: one power-iteration vector per kernel.
   kernels = [p for p in jax.tree_util.tree_leaves_with_path(d_vars['params'])
              if 'kernel' in jax.tree_util.keystr(p[0])]
-  vectors = [p for p in jax.tree_util.tree_leaves_with_path(d_vars['batch_stats'])
+  vectors = [p for p in jax.tree_util.tree_leaves_with_path(d_vars['spectral_norm'])
              if jax.tree_util.keystr(p[0]).endswith("/u']")]
   assert len(vectors) == len(kernels) > 0
+  # In their own collection: BatchNorm's statistics hold none of them.
+  assert not any(jax.tree_util.keystr(p).endswith(("/u']", "/sigma']"))
+                 for p, _ in jax.tree_util.tree_leaves_with_path(
+                     (g_vars.get('batch_stats', {}), d_vars.get('batch_stats', {}))))
 
 
 def test_summary_counts_each_spectrally_normalised_layer_once():
@@ -99,9 +103,9 @@ def test_contract_images_logits_and_live_gradients(spec):
 
   def loss(g_params, d_params):
     fake, _ = generator.apply({**g_vars, 'params': g_params}, z, None, train=True,
-                              mutable=['batch_stats'])
+                              mutable=list(models.STATE_COLLECTIONS))
     out, _ = discriminator.apply({**d_vars, 'params': d_params}, fake, None, train=True,
-                                 mutable=['batch_stats'])
+                                 mutable=list(models.STATE_COLLECTIONS))
     return out.mean()
 
   g_grads, d_grads = jax.grad(loss, argnums=(0, 1))(g_vars['params'], d_vars['params'])

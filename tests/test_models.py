@@ -198,10 +198,10 @@ def _sn_discriminator(name='recap'):
   return discriminator, variables, images
 
 
-def _sigmas(batch_stats) -> dict:
+def _sigmas(spectral_norm) -> dict:
   """{layer name: sigma} of the spectral norm's power iteration."""
   flat = {'/'.join(k.key for k in path): v
-          for path, v in jax.tree_util.tree_leaves_with_path(batch_stats)}
+          for path, v in jax.tree_util.tree_leaves_with_path(spectral_norm)}
   return {key.split('/')[1]: float(v) for key, v in flat.items() if key.endswith('/sigma')}
 
 
@@ -210,11 +210,11 @@ def test_spectral_norm_finds_each_kernels_largest_singular_value():
   5% of numpy's largest singular value of its kernel as a [-1, out] matrix: the kernel D
   uses, kernel / sigma, has spectral norm 1."""
   discriminator, variables, images = _sn_discriminator()
-  stats = variables['batch_stats']
+  stats = variables['spectral_norm']
   for _ in range(30):
-    _, updates = discriminator.apply({**variables, 'batch_stats': stats}, images, None,
-                                     train=True, mutable=['batch_stats'])
-    stats = updates['batch_stats']
+    _, updates = discriminator.apply({**variables, 'spectral_norm': stats}, images, None,
+                                     train=True, mutable=['batch_stats', 'spectral_norm'])
+    stats = updates['spectral_norm']
   sigmas = _sigmas(stats)
   assert sorted(sigmas) == ['Conv_0', 'Conv_1', 'Dense_0']  # Every layer with a kernel.
   for layer, sigma in sigmas.items():
@@ -226,10 +226,12 @@ def test_spectral_norm_finds_each_kernels_largest_singular_value():
 def test_spectral_norm_iterates_in_train_mode_only():
   discriminator, variables, images = _sn_discriminator('baseline')  # No BatchNorm in D.
   _, inference = discriminator.apply(variables, images, None, train=False,
-                                     mutable=['batch_stats'])
-  chex.assert_trees_all_equal(inference['batch_stats'], variables['batch_stats'])
-  _, trained = discriminator.apply(variables, images, None, train=True, mutable=['batch_stats'],
+                                     mutable=['spectral_norm'])
+  chex.assert_trees_all_equal(inference['spectral_norm'], variables['spectral_norm'])
+  _, trained = discriminator.apply(variables, images, None, train=True,
+                                   mutable=['spectral_norm'],
                                    rngs={'dropout': jax.random.PRNGKey(0)})
-  assert _sigmas(trained['batch_stats']) != _sigmas(variables['batch_stats'])
+  assert _sigmas(trained['spectral_norm']) != _sigmas(variables['spectral_norm'])
+  assert 'batch_stats' not in variables  # A D without BatchNorm keeps no statistics.
   # The parameters and their count are the design's: spectral norm adds statistics only.
   assert _count(variables['params']) == SEED_COUNTS['baseline']['D'][0]

@@ -92,10 +92,12 @@ def test_alternating_halves_leave_the_other_network_untouched():
   chex.assert_trees_all_equal(after_d.g.opt_state, state.g.opt_state)
   assert _changed(state.d.params, after_d.d.params)
   assert _changed(state.d.batch_stats, after_d.d.batch_stats)
+  assert _changed(state.d.spectral_norm, after_d.d.spectral_norm)  # D's own update iterates.
 
   after_g, _ = jax.jit(g_update)(after_d)
   chex.assert_trees_all_equal(after_g.d.params, after_d.d.params)
   chex.assert_trees_all_equal(after_g.d.batch_stats, after_d.d.batch_stats)
+  chex.assert_trees_all_equal(after_g.d.spectral_norm, after_d.d.spectral_norm)
   chex.assert_trees_all_equal(after_g.d.opt_state, after_d.d.opt_state)
   assert _changed(after_d.g.params, after_g.g.params)
   assert _changed(after_d.g.batch_stats, after_g.g.batch_stats)

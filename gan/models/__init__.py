@@ -15,12 +15,13 @@ returned must meet the contract:
 
 `z` is [N, latent_dim]; `labels` is None for an unconditional model, int32 [N] in
 [0, num_classes) for a conditional one. BatchNorm statistics live in the `batch_stats`
-collection, dropout draws from the `dropout` rng stream. Only `gan.networks` calls them.
+collection, spectral norm's vectors in `spectral_norm` (`STATE_COLLECTIONS`; both updated
+in train mode only), dropout draws from the `dropout` rng stream. Only `gan.networks` calls them.
 """
 
 from gan.models import dcgan, resnet, sngan_cnn  # noqa: F401  (the built-in families register on import)
-from gan.models.registry import (FAMILIES, Family, ModelSpec, build_models, family_block,
-                                 problems, register, spec_of)
+from gan.models.registry import (FAMILIES, STATE_COLLECTIONS, Family, ModelSpec, build_models,
+                                 family_block, problems, register, spec_of)
 
-__all__ = ['FAMILIES', 'Family', 'ModelSpec', 'build_models', 'family_block', 'problems',
-           'register', 'spec_of']
+__all__ = ['FAMILIES', 'STATE_COLLECTIONS', 'Family', 'ModelSpec', 'build_models',
+           'family_block', 'problems', 'register', 'spec_of']

@@ -6,8 +6,8 @@ D: images -> (Conv/2 -> [BN] -> act -> [Dropout])* -> flatten -> Dense(1) logit.
 Initialisation follows Keras: Glorot-uniform kernels, zero biases, BatchNorm scale 1 and
 offset 0. `D.spectral_norm` (and `G.spectral_norm`) divide each layer's kernel by its
 largest singular value (Miyato et al. 2018, flax's `nn.SpectralNorm`: one power
-iteration a call, its vectors beside BatchNorm's statistics in `batch_stats`, so they
-are updated in train steps only and checkpointed with the state). Unconditional: both networks take `labels` by the model contract and ignore it.
+iteration a call, its vectors in their own `spectral_norm` collection, so they are
+updated in train steps only and checkpointed with the state). Unconditional: both networks take `labels` by the model contract and ignore it.
 The strided layers run as `gan.ops` rewrites on the CPU (`conv_transpose_impl`,
 `strided_conv_impl`), each computing the Flax layer's function with its parameters.
 """
@@ -63,7 +63,9 @@ def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
 def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool, train: bool) -> Array:
   """`layer(x)`, its kernel spectrally normalised when asked (power iteration in train
   mode only)."""
-  return nn.SpectralNorm(layer)(x, update_stats=train) if spectral_norm else layer(x)
+  if not spectral_norm:
+    return layer(x)
+  return nn.SpectralNorm(layer, collection_name=registry.SPECTRAL_NORM)(x, update_stats=train)
 
 
 class DCGANGenerator(nn.Module):

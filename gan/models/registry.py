@@ -1,6 +1,5 @@
 """The registry of model families and what a builder is given (`gan.models` re-exports it)."""
 
-
 import dataclasses
 from collections.abc import Callable
 
@@ -9,6 +8,14 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan import data
+
+
+# The variable collections a family's networks may keep besides `params`, updated in train
+# mode only: BatchNorm's running statistics, and spectral norm's power-iteration vectors
+# (`u`) and last singular-value estimates (`sigma`) in a collection of their own.
+BATCH_STATS = 'batch_stats'
+SPECTRAL_NORM = 'spectral_norm'
+STATE_COLLECTIONS = (BATCH_STATS, SPECTRAL_NORM)
 
 
 @dataclasses.dataclass(frozen=True)
