@@ -79,10 +79,15 @@ def time_jax(config, batch_size: int, repeats: int) -> dict[str, float]:
 
 
 def time_torch(config, batch_size: int, repeats: int) -> dict[str, float]:
+  import importlib
+
   import torch
 
-  import torch_dcgan
-  generator, discriminator = torch_dcgan.build(config)
+  from gan import bench
+  # The family's PyTorch reference beside this file (torch_dcgan, torch_resnet).
+  reference = importlib.import_module(
+      bench.torch_reference_script(config.model.name).stem)
+  generator, discriminator = reference.build(config)
   z = torch.randn(batch_size, config.model.latent_dim)
   images = torch.randn(batch_size, 3, 32, 32, requires_grad=True)
   g_cotangent = torch.randn(batch_size, 3, 32, 32)
@@ -108,17 +113,19 @@ def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--framework', choices=('jax', 'torch'), required=True)
   parser.add_argument('--config', default='configs/recap.py')
-  parser.add_argument('--batch_size', type=int, default=256)
+  parser.add_argument('--batch_size', type=int, default=0,
+                      help="default: the config's train.batch_size")
   parser.add_argument('--repeats', type=int, default=7)
   args = parser.parse_args(argv)
   from gan.config_files import load_config
   config = load_config(args.config)
   timer = time_jax if args.framework == 'jax' else time_torch
-  if args.framework == 'torch':  # torch_dcgan sits beside this file.
+  if args.framework == 'torch':  # The PyTorch references sit beside this file.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  ms = timer(config, args.batch_size, args.repeats)
+  batch_size = args.batch_size or config.train.batch_size
+  ms = timer(config, batch_size, args.repeats)
   print(json.dumps({'framework': args.framework, 'config': args.config,
-                    'batch_size': args.batch_size, 'median_ms': ms}))
+                    'batch_size': batch_size, 'median_ms': ms}))
 
 
 if __name__ == '__main__':

@@ -38,10 +38,11 @@ def test_torch_reference_times_in_a_process_of_its_own():
   assert env['torch'] == torch.__version__ and env['torch_device'] == 'cpu'
 
 
-def test_per_network_times_the_torch_networks(capsys):
-  load_benchmark('per_network').main(['--framework', 'torch', '--config',
-                                      'configs/recap.py:smoke', '--batch_size', '4',
-                                      '--repeats', '1'])
+@pytest.mark.parametrize('config', ['configs/recap.py:smoke', 'configs/sngan_resnet.py:smoke'])
+def test_per_network_times_the_torch_networks(capsys, config):
+  """Each family's own PyTorch networks."""
+  load_benchmark('per_network').main(['--framework', 'torch', '--config', config,
+                                      '--batch_size', '2', '--repeats', '1'])
   report = json.loads(capsys.readouterr().out)
   assert report['framework'] == 'torch'
   assert set(report['median_ms']) == {'G', 'D fake (params and input)', 'D real (params)'}
