@@ -55,20 +55,10 @@ class Evaluator:
     """(uint8 [N, H, W, C], labels or None): G's output quantised as the reference
     pipeline does. The noise is drawn for all N at once, so the samples do not depend on
     the batch size."""
-    batch = self.context.batch_size
     z = np.asarray(self._networks.latents(self._key, num_samples))
     labels = self._networks.balanced_labels(num_samples)
     labels = None if labels is None else np.asarray(labels)
-    out = []
-    for start in range(0, num_samples, batch):
-      z_batch = z[start:start + batch]
-      pad = batch - len(z_batch)  # One program for every batch, the last one padded.
-      z_batch = np.concatenate([z_batch, np.zeros((pad, z.shape[1]), z.dtype)])
-      label_batch = None if labels is None else np.concatenate(
-          [labels[start:start + batch], np.zeros(pad, labels.dtype)])
-      images = np.asarray(self._sample(g_variables, z_batch, label_batch))
-      out.append(visualize.to_uint8(images[:batch - pad]))
-    return np.concatenate(out), labels
+    return generate_uint8(self._sample, g_variables, z, labels, self.context.batch_size), labels
 
   def __call__(self, g_variables, num_samples: int) -> dict:
     images, labels = self.samples(g_variables, num_samples)
@@ -77,6 +67,22 @@ class Evaluator:
     for metric in self._metrics:
       record.update(metric(samples))
     return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.context.reference}
+
+
+def generate_uint8(sample, g_variables, z: np.ndarray, labels: np.ndarray | None,
+                   batch: int) -> np.ndarray:
+  """uint8 [N, H, W, C] images of G (`sample`: `Networks.sampler()`) for latents `z` [N, D]
+  (and `labels` [N]), `batch` at a time: one program for every batch, the last padded."""
+  out = []
+  for start in range(0, len(z), batch):
+    z_batch = z[start:start + batch]
+    pad = batch - len(z_batch)
+    z_batch = np.concatenate([z_batch, np.zeros((pad, z.shape[1]), z.dtype)])
+    label_batch = None if labels is None else np.concatenate(
+        [labels[start:start + batch], np.zeros(pad, labels.dtype)])
+    images = np.asarray(sample(g_variables, z_batch, label_batch))
+    out.append(visualize.to_uint8(images[:batch - pad]))
+  return np.concatenate(out)
 
 
 def load_run(workdir: Path, step: int | None = None
@@ -96,7 +102,7 @@ def load_run(workdir: Path, step: int | None = None
   finally:
     checkpointer.close()
   if state is None:
-    raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint to evaluate.')
+    raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint.')
   return config, networks, state
 
 

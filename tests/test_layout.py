@@ -68,7 +68,7 @@ def _readme_code() -> str:
 
 def test_every_module_the_readme_runs_exists():
   names = set(re.findall(r'python3? -m (gan(?:\.\w+)+)', _readme_code()))
-  assert {'gan.evaluate', 'gan.compare', 'gan.summary', 'gan.bench'} <= names
+  assert {'gan.evaluate', 'gan.sample', 'gan.compare', 'gan.summary', 'gan.bench'} <= names
   for name in names:
     assert importlib.util.find_spec(name) is not None, name
 

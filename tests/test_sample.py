@@ -1,0 +1,120 @@
+"""gan.sample: pictures and image sets from a trained run, reproducible from a seed."""
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+import pytest
+
+from gan import loop, sample
+from gan.metrics import fid
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory, tiny_cifar_dir):
+  from configs import recap
+  config = recap.get_config('ema,smoke')  # An EMA kept: the samples are its.
+  config.data.dir = str(tiny_cifar_dir)
+  config.log.progress_bar = False
+  config.log.tensorboard = False
+  workdir = tmp_path_factory.mktemp('run')
+  loop.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_grid_npz_pngs_and_gif_are_written_and_reproduce(run, tmp_path, capsys):
+  first, again, other = tmp_path / 'a', tmp_path / 'b', tmp_path / 'c'
+  sample.main(['--workdir', str(run), '--out', str(first), '--num', '5', '--png',
+               '--interpolate', '2', '--grid_size', '3', '--seed', '4'])
+  assert 'grid.png' in capsys.readouterr().out
+  grid = iio.imread(first / 'grid.png')
+  assert grid.shape == (3 * 34 + 2, 3 * 34 + 2, 3)  # 32-pixel images, 2-pixel gaps.
+  images, _ = fid.load_images(str(first / 'samples.npz'))  # What gan.metrics.fid reads.
+  with np.load(first / 'samples.npz') as archive:
+    assert archive.files == ['images']  # Unconditional: no labels.
+  assert images.shape == (5, 32, 32, 3) and images.dtype == np.uint8
+  pngs = sorted((first / 'png').iterdir())
+  assert [p.name for p in pngs] == [f'{i:06d}.png' for i in range(5)]
+  np.testing.assert_array_equal(np.stack([iio.imread(p) for p in pngs]), images)
+  gif = iio.imread(first / 'interpolation.gif', index=None)
+  assert gif.shape[0] == 2 * sample.FRAMES_PER_SEGMENT and gif.shape[1:3] == grid.shape[:2]
+
+  # The same seed and checkpoint: the same pictures bit for bit; another seed: others.
+  sample.main(['--workdir', str(run), '--out', str(again), '--num', '5', '--grid_size', '3',
+               '--seed', '4'])
+  np.testing.assert_array_equal(iio.imread(again / 'grid.png'), grid)
+  np.testing.assert_array_equal(np.load(again / 'samples.npz')['images'], images)
+  sample.main(['--workdir', str(run), '--out', str(other), '--grid_size', '3', '--seed', '5'])
+  assert not np.array_equal(iio.imread(other / 'grid.png'), grid)
+
+
+def test_a_kept_checkpoint_and_the_ema_generator(run):
+  from gan import checkpoint
+  kept = checkpoint.Checkpointer(run / 'checkpoints', max_to_keep=2).all_steps()
+  early, late = (sample.Sampler(run, step) for step in kept)
+  assert (early.step, late.step) == tuple(kept)
+  assert not np.array_equal(early.grid(2), late.grid(2))
+  # The EMA parameters, not the last iterate's.
+  state_params = evaluate_state(run).g.params
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree_util.tree_leaves(late.variables['params']),
+      jax.tree_util.tree_leaves(state_params)))
+
+
+def evaluate_state(run):
+  from gan import evaluate
+  return evaluate.load_run(run)[2]
+
+
+def test_truncation_bounds_every_latent():
+  z = sample.latents(jax.random.PRNGKey(0), 500, 16, truncation=0.5)
+  assert np.abs(z).max() <= 0.5 and z.std() > 0.2
+  full = sample.latents(jax.random.PRNGKey(0), 500, 16)
+  assert np.abs(full).max() > 2
+
+
+def test_slerp_keeps_its_endpoints_and_the_norm():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(4, 64)), rng.normal(size=(4, 64))
+  b *= np.linalg.norm(a, axis=1, keepdims=True) / np.linalg.norm(b, axis=1, keepdims=True)
+  np.testing.assert_allclose(sample.slerp(a, b, 0.0), a, atol=1e-12)
+  np.testing.assert_allclose(sample.slerp(a, b, 1.0), b, atol=1e-12)
+  middle = sample.slerp(a, b, 0.5)
+  np.testing.assert_allclose(np.linalg.norm(middle, axis=1), np.linalg.norm(a, axis=1))
+  assert np.linalg.norm((a + b) / 2, axis=1).mean() < np.linalg.norm(middle, axis=1).mean()
+  np.testing.assert_allclose(sample.slerp(a, a, 0.3), a)  # Parallel: no division by 0.
+
+
+def test_labels_of_a_conditional_grid():
+  assert sample.grid_labels(3, 2, 10, conditional=False) is None
+  assert sample.grid_labels(3, 2, 10, True).tolist() == [0, 0, 1, 1, 2, 2]
+  assert sample.grid_labels(12, 1, 10, True).tolist() == list(range(10)) + [0, 1]
+  assert sample.grid_labels(2, 2, 10, True, fixed_class=7).tolist() == [7] * 4
+  names = ('airplane', 'cat')
+  assert sample.class_index('cat', names, True) == 1 and sample.class_index('0', names, True) == 0
+  with pytest.raises(sample.SampleError, match=r"not a class of this run; use one of \['airplane', 'cat'\]"):
+    sample.class_index('horse', names, True)
+  picture = sample.name_rows(np.zeros((70, 70, 3), np.uint8), ['airplane', 'cat'], 32)
+  assert picture.shape[0] == 70 and picture.shape[1] > 70
+  assert (picture[:, :picture.shape[1] - 70] < 255).any()  # The names are drawn.
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--class', 'cat'], 'this run is unconditional'),
+    (['--num', '-1'], '--num=-1: give at least 0'),
+    (['--truncation', '-1'], '--truncation=-1.0: give a positive threshold'),
+    (['--interpolate', '1'], 'at least 2 keyframes'),
+    (['--png'], '--png writes the --num images'),
+    (['--step', '999'], 'No checkpoint of step 999'),
+])
+def test_bad_requests_fail_with_one_message(run, tmp_path, capsys, args, message):
+  with pytest.raises(SystemExit) as exit_info:
+    sample.main(['--workdir', str(run), '--out', str(tmp_path / 'x'), *args])
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / 'x').exists()  # Nothing written.
+
+
+def test_a_folder_without_a_run_fails_clearly(tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    sample.main(['--workdir', str(tmp_path)])
+  assert 'is ' + str(tmp_path) + ' a run folder' in capsys.readouterr().err
