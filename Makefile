@@ -1,4 +1,4 @@
-# One command each, on a fresh machine (Python 3.10+):
+# One command each, on a fresh machine (Python 3.11+):
 #   make train   sets up .venv and trains the recap design (data: $GAN_CIFAR10_DIR or TFDS)
 #   make test    sets up .venv and runs the tests
 VENV ?= .venv

@@ -144,6 +144,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # where it takes about a millisecond, a divisor of the steps of an epoch such as 39
   # or 65 (another k compiles a second program for the epoch's remainder).
   config.train.steps_per_call = 1
+  # True: stop at once when JAX has no GPU or TPU (a CPU-only jaxlib), instead of
+  # training for hours on the host; the Colab notebook sets it.
+  config.train.require_accelerator = False
 
   config.eval = ml_collections.ConfigDict()
   # Periodic work is scheduled as '<number> <unit>', unit epoch(s), kimg or step(s)

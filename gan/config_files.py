@@ -95,7 +95,8 @@ def upgrade(stored: dict) -> dict:
   for name in ('gradient_penalty', 'r1_gamma'):
     config['loss'].setdefault(name, 0.0)
   for name, value in (('g_batch_size', 0), ('n_dis', 1), ('g_ema_decay', 0.0),
-                      ('g_ema_half_life_kimg', 0.0), ('time_budget_minutes', 0.0)):
+                      ('g_ema_half_life_kimg', 0.0), ('time_budget_minutes', 0.0),
+                      ('require_accelerator', False)):
     config['train'].setdefault(name, value)
   for net in ('G', 'D'):
     config['optim'][net].setdefault('schedule', 'constant')

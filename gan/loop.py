@@ -52,6 +52,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   training seconds of all its invocations) passes the budget: runs compared at an equal
   wall-clock budget.
   """
+  parallel.check_accelerator(config.train.require_accelerator)
   mesh = parallel.make_mesh()
   validate_config(config, num_devices=mesh.size)
   workdir = Path(workdir)

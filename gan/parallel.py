@@ -16,6 +16,24 @@ def make_mesh(devices=None) -> Mesh:
   return Mesh(np.array(jax.devices() if devices is None else devices), ('data',))
 
 
+# How to install JAX for each accelerator (pyproject.toml's extras, pinned to one jax).
+INSTALL_HINT = ("pip install -e '.[cuda13]' (NVIDIA, driver >= 580), '.[cuda12]' (driver "
+                ">= 525) or '.[tpu]'")
+
+
+def check_accelerator(required: bool) -> str:
+  """The platform JAX computes on ('cpu', 'gpu', 'tpu'); raises when an accelerator is
+  `required` and JAX has only the CPU (a CPU-only jaxlib, or a plugin it dropped), so a
+  run meant for a GPU does not start a many-hour run on the host."""
+  platform = jax.default_backend()
+  if required and platform == 'cpu':
+    raise RuntimeError(
+        f'train.require_accelerator=True, but JAX {jax.__version__} sees only the CPU '
+        f'({jax.device_count()} device(s)). Install its accelerator build: {INSTALL_HINT}; '
+        f'or train on the CPU with --config.train.require_accelerator=False.')
+  return platform
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
   """Leading (batch) axis split over the mesh's 'data' axis."""
   return NamedSharding(mesh, P('data'))
