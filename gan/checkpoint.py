@@ -17,14 +17,22 @@ from flax import traverse_util
 from gan.state import GANState
 
 
+class CheckpointMismatchError(ValueError):
+  """A checkpoint that restores but does not fit the config (not damage: no fallback)."""
+
+
 class Checkpointer:
   """Saves and restores GANStates under `directory`, keeping the `max_to_keep` newest."""
 
   def __init__(self, directory: str | Path, max_to_keep: int):
+    self.directory = Path(directory).absolute()
+    # cleanup_tmp_directories: the temporary folder of a save a kill interrupted is
+    # removed when the run restarts (it never counted as a checkpoint).
     self._manager = ocp.CheckpointManager(
-        Path(directory).absolute(),
+        self.directory,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False))
+            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False,
+            cleanup_tmp_directories=True))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -43,9 +51,42 @@ class Checkpointer:
 
   def restore_latest(self, template: GANState,
                      images_per_step: int | None = None) -> GANState | None:
-    """The newest saved state (None when there is none); see `restore`."""
-    step = self._manager.latest_step()
-    return None if step is None else self.restore(step, template, images_per_step)
+    """The newest saved state that restores (None when there is none); see `restore`.
+
+    A newest checkpoint that fails to restore (damaged on disk) is reported, moved aside
+    to `<step>.broken` (so that the step is saved afresh when the run gets there again)
+    and the one before it is used; a run never starts afresh silently: when none
+    restores, this raises. A checkpoint that does not fit the config raises at once.
+    """
+    failures = {}  # step -> why it did not restore
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        state = self.restore(step, template, images_per_step)
+      except CheckpointMismatchError:
+        raise
+      except Exception as error:  # Orbax and TensorStore raise several types.
+        failures[step] = f'{type(error).__name__}: {str(error)[:300]}'
+        print(f'WARNING: the checkpoint of step {step} in {self.directory} does not restore '
+              f'({failures[step]}); trying the one before.', flush=True)
+        continue
+      for broken in failures:
+        self._set_aside(broken)
+      return state
+    if failures:
+      raise RuntimeError(
+          f'No checkpoint in {self.directory} restores: '
+          f'{"; ".join(f"step {s}: {why}" for s, why in failures.items())}. Move them '
+          f'away to start afresh, or use another --workdir.')
+    return None
+
+  def _set_aside(self, step: int) -> None:
+    """Moves a checkpoint that does not restore to `<step>.broken` (kept for a look),
+    so that the run saves that step afresh when it gets there again."""
+    path = self.directory / str(step)
+    if path.exists():
+      path.rename(path.with_name(f'{step}.broken'))
+      print(f'WARNING: moved the checkpoint of step {step} to {path.name}.broken.', flush=True)
+    self._manager.reload()
 
   def restore(self, step: int, template: GANState,
               images_per_step: int | None = None) -> GANState:
@@ -68,9 +109,10 @@ class Checkpointer:
       if saved is None or not {'g', 'd', 'step', 'key'} <= saved:
         raise
     if template.g_ema is not None and 'g_ema' not in saved:
-      raise ValueError(f'The checkpoint of step {step} holds no EMA of G, but the config '
-                       f'asks for one (train.g_ema_decay or train.g_ema_half_life_kimg): '
-                       f'resume with both 0, or start a new --workdir.')
+      raise CheckpointMismatchError(
+          f'The checkpoint of step {step} holds no EMA of G, but the config asks for one '
+          f'(train.g_ema_decay or train.g_ema_half_life_kimg): resume with both 0, or start '
+          f'a new --workdir.')
     if 'images_shown' not in saved and images_per_step is None:
       raise ValueError(f'The checkpoint of step {step} does not count the images shown; '
                        f'give images_per_step to restore it.')

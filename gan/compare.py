@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan import config_files, summary, visualize  # noqa: E402
+from gan import atomic, config_files, summary, visualize  # noqa: E402
 
 _OUT = flags.DEFINE_string('out', 'compare', 'Output path without extension.')
 
@@ -124,7 +124,8 @@ def grids_side_by_side(rows: list[dict], path: Path) -> None:
     ax.set_title(f'{row["run"]}: epoch {row["epochs"]:g}')
     ax.axis('off')
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with atomic.replacing(path) as temporary:
+    fig.savefig(temporary, dpi=100)
   plt.close(fig)
 
 
@@ -148,7 +149,8 @@ def plot_fid(rows: list[dict], path: Path) -> bool:
               title='FID against wall-clock time')
   by_kimg.legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with atomic.replacing(path) as temporary:
+    fig.savefig(temporary, dpi=100)
   plt.close(fig)
   return True
 
@@ -161,7 +163,7 @@ def main(argv):
   out = Path(_OUT.value)
   out.parent.mkdir(parents=True, exist_ok=True)
   table = markdown_table(rows)
-  out.with_suffix('.md').write_text(table + '\n')
+  atomic.write_text(out.with_suffix('.md'), table + '\n')
   grids_side_by_side(rows, out.with_suffix('.png'))
   plot_fid(rows, out.parent / f'{out.name}_fid.png')
   print(table)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import ml_collections
 
+from gan import atomic
+
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """`configs/recap.py:smoke` -> configs/recap.py's get_config('smoke')."""
@@ -56,7 +58,7 @@ def record_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
     if changed:
       print(f'WARNING: {path} holds a different config; using the one given now. '
             f'Changed: {", ".join(changed)}', flush=True)
-  path.write_text(json.dumps(current, indent=2, sort_keys=True) + '\n')
+  atomic.write_text(path, json.dumps(current, indent=2, sort_keys=True) + '\n')
 
 
 def _diff_keys(a: dict, b: dict, prefix: str = '') -> list[str]:

@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import tqdm
 
+from gan import atomic
+
 
 class NonFiniteError(FloatingPointError):
   """A loss or gradient norm stopped being finite."""
@@ -29,17 +31,25 @@ class MetricWriter:
     # The training seconds the kept records reached: a resumed run's clock goes on there.
     self.resumed_seconds = 0.0
     if self.path.exists():
-      lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-      kept = [(line, record) for line, record in zip(lines, map(json.loads, lines))
+      lines, records, torn = atomic.read_json_lines(self.path)
+      if torn:
+        print(f'Note: dropped the last line of {self.path}, cut short by a kill; the '
+              f'steps after the checkpoint are written again.', flush=True)
+      kept = [(line, record) for line, record in zip(lines, records)
               if record['step'] <= resume_step]
-      self.path.write_text(''.join(line + '\n' for line, _ in kept))
+      atomic.write_text(self.path, ''.join(line + '\n' for line, _ in kept))
       self.resumed_seconds = max((record.get('time_s', 0.0) for _, record in kept),
                                  default=0.0)
     self._file = open(self.path, 'a')
     self._tensorboard = None
     if tensorboard:
       from tensorboardX import SummaryWriter  # Imported only when asked for.
-      self._tensorboard = SummaryWriter(str(Path(workdir) / 'tensorboard'))
+      # On resume, TensorBoard drops the events of steps after the checkpoint that an
+      # earlier invocation wrote: each step shows once.
+      # Each invocation its own file: the file name's time has whole seconds only.
+      self._tensorboard = SummaryWriter(str(Path(workdir) / 'tensorboard'),
+                                        purge_step=resume_step + 1 if resume_step else None,
+                                        filename_suffix=f'.from_step_{resume_step}')
 
   def write(self, record: dict) -> None:
     self._file.write(json.dumps(record) + '\n')

@@ -3,7 +3,6 @@
 Leaf module: it reads arrays and files and knows nothing of models or training.
 """
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +13,8 @@ matplotlib.use('Agg')  # Headless: runs write files, never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
+
+from gan import atomic  # noqa: E402
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -46,7 +47,8 @@ def grid_files(workdir: str | Path) -> list[tuple[int, Path]]:
 
 def save_grid(images: np.ndarray, path: str | Path, rows: int) -> None:
   """Saves [N, H, W, 3] images in [-1, 1] as a PNG grid with `rows` rows."""
-  iio.imwrite(path, grid(to_uint8(images), rows))
+  with atomic.replacing(path) as temporary:
+    iio.imwrite(temporary, grid(to_uint8(images), rows))
 
 
 def _labelled_frame(path: Path, label: str, scale: int) -> np.ndarray:
@@ -68,14 +70,14 @@ def make_gif(frames: Sequence[tuple[str, Path]], path: str | Path, fps: float,
   durations = [1000 / fps] * len(images)
   durations[-1] *= 3
   # Pillow takes a list of durations for several frames only.
-  iio.imwrite(path, np.stack(images), duration=durations if len(images) > 1 else durations[0],
-              loop=0)
+  with atomic.replacing(path) as temporary:
+    iio.imwrite(temporary, np.stack(images),
+                duration=durations if len(images) > 1 else durations[0], loop=0)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-  """The JSON lines of a metrics file, in order."""
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """The JSON lines of a metrics file, in order (without a last line a kill cut short)."""
+  return atomic.read_json_lines(path)[1]
 
 
 def smooth(values: np.ndarray, factor: float) -> np.ndarray:
@@ -131,7 +133,8 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   for ax in axes:
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with atomic.replacing(path) as temporary:
+    fig.savefig(temporary, dpi=100)
   plt.close(fig)
 
 

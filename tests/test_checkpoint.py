@@ -111,3 +111,63 @@ def test_checkpoint_from_before_the_spectral_norm_collection_restores(tmp_path, 
   batch = {'image': np.full((4, 32, 32, 3), 100, np.uint8), 'label': np.arange(4, dtype=np.int32)}
   chex.assert_trees_all_equal(jax.device_get(step(restored, batch)[1]),
                               jax.device_get(step(state, batch)[1]))
+
+
+def _two_checkpoints(tmp_path):
+  config = recap.get_config('smoke')
+  config.train.batch_size = 4
+  networks = Networks(config)
+  state = create_state(config, networks)
+  step = jax.jit(steps.make_step_fn(config, networks))
+  batch = {'image': np.full((4, 32, 32, 3), 100, np.uint8), 'label': np.arange(4, dtype=np.int32)}
+  checkpointer = checkpoint.Checkpointer(tmp_path, max_to_keep=3)
+  saved = []
+  for _ in range(2):
+    state, _ = step(state, batch)
+    checkpointer.save(state)
+    saved.append(jax.device_get(state))
+  checkpointer.close()
+  return state, saved
+
+
+def _damage(directory):
+  """Overwrites every array file of a checkpoint with garbage of the same size."""
+  files = [p for p in directory.rglob('*') if p.is_file() and p.stat().st_size > 1000]
+  assert files
+  for path in files:
+    path.write_bytes(b'\x13' * path.stat().st_size)
+
+
+def test_a_damaged_latest_checkpoint_is_reported_and_the_one_before_used(tmp_path, capsys):
+  state, saved = _two_checkpoints(tmp_path)
+  _damage(tmp_path / '2')
+  checkpointer = checkpoint.Checkpointer(tmp_path, max_to_keep=3)
+  restored = checkpointer.restore_latest(state)
+  assert int(restored.step) == 1
+  chex.assert_trees_all_equal(jax.tree_util.tree_leaves(jax.device_get(restored)),
+                              jax.tree_util.tree_leaves(saved[0]))
+  out = capsys.readouterr().out
+  assert 'checkpoint of step 2' in out and 'does not restore' in out and '2.broken' in out
+  # Set aside, so that step 2 is saved afresh when the run gets there again.
+  assert (tmp_path / '2.broken').is_dir() and checkpointer.all_steps() == [1]
+  checkpointer.save(state)
+  assert checkpointer.all_steps() == [1, 2]
+  assert int(checkpoint.Checkpointer(tmp_path, 3).restore_latest(state).step) == 2
+
+
+def test_when_no_checkpoint_restores_the_run_does_not_start_afresh(tmp_path):
+  state, _ = _two_checkpoints(tmp_path)
+  _damage(tmp_path / '1')
+  _damage(tmp_path / '2')
+  with pytest.raises(RuntimeError, match='No checkpoint in .* restores: step 2: .*; step 1: '):
+    checkpoint.Checkpointer(tmp_path, max_to_keep=3).restore_latest(state)
+
+
+def test_the_temporary_folder_of_an_interrupted_save_is_removed(tmp_path):
+  state, _ = _two_checkpoints(tmp_path)
+  stale = tmp_path / '3.orbax-checkpoint-tmp-1700000000'  # As a kill mid-save leaves it.
+  (stale / 'd').mkdir(parents=True)
+  (stale / 'd' / 'data').write_bytes(b'half')
+  checkpointer = checkpoint.Checkpointer(tmp_path, max_to_keep=3)
+  assert not stale.exists() and checkpointer.all_steps() == [1, 2]
+  assert int(checkpointer.restore_latest(state).step) == 2
