@@ -104,7 +104,15 @@ class Checkpointer:
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except ValueError:
+    except ValueError as error:
+      differences = self._layout_differences(step, abstract)
+      if differences:
+        raise CheckpointMismatchError(
+            f'The checkpoint of step {step} in {self.directory} is not a state of this '
+            f'config: {"; ".join(differences[:4])}'
+            f'{f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""}. '
+            f'The folder holds a run of another design or size: resume it with its own '
+            f'config (its config.json), or use a new --workdir.') from error
       saved = self._saved_fields(step)
       if saved is None or not {'g', 'd', 'step', 'key'} <= saved:
         raise
@@ -152,6 +160,24 @@ class Checkpointer:
       return None
     return {name for name, value in tree.items() if jax.tree_util.tree_leaves(value)}
 
+  def _layout_differences(self, step: int, abstract: GANState) -> list[str]:
+    """How the arrays saved at `step` differ from `abstract`'s (path: saved vs wanted
+    shape), up to the layouts `restore` converts; empty when they fit or when the
+    checkpoint's metadata cannot be read (damage, reported by the restore itself)."""
+    tree = self._saved_tree(step)
+    if tree is None:
+      return []
+    saved, wanted = _shapes_by_path(tree), _shapes_by_path(abstract)
+    for optional in ('g_ema', 'images_shown'):  # Fields restore() fills in or drops.
+      for shapes in (saved, wanted):
+        for path in [p for p in shapes if p.startswith(optional)]:
+          del shapes[path]
+    differences = [f'{path}: saved {saved.get(path, "nothing")}, this config '
+                   f'{wanted.get(path, "nothing")}'
+                   for path in sorted(set(saved) | set(wanted))
+                   if saved.get(path) != wanted.get(path)]
+    return differences
+
   def _saved_net_fields(self, step: int, net: str) -> set[str]:
     """The fields saved of network `net` ('g' or 'd'), empty ones included."""
     tree = self._saved_tree(step) or {}
@@ -159,6 +185,20 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _shapes_by_path(tree) -> dict[str, tuple]:
+  """{'g/params/Dense_0/kernel': shape, ...} of a state or of a checkpoint's metadata, with
+  a network's two state collections under one name (checkpoints from before spectral
+  norm's own collection keep its vectors in batch_stats, at the same paths)."""
+  shapes = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    names = [str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))) for k in path]
+    if len(names) > 1 and names[1] in ('batch_stats', 'spectral_norm'):
+      names[1] = 'state collections'
+    if hasattr(leaf, 'shape'):
+      shapes['/'.join(names)] = tuple(leaf.shape)
+  return shapes
 
 
 def _without_spectral_collection(net) -> dict:

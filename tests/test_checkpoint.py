@@ -171,3 +171,19 @@ def test_the_temporary_folder_of_an_interrupted_save_is_removed(tmp_path):
   checkpointer = checkpoint.Checkpointer(tmp_path, max_to_keep=3)
   assert not stale.exists() and checkpointer.all_steps() == [1, 2]
   assert int(checkpointer.restore_latest(state).step) == 2
+
+
+def test_a_workdir_of_another_design_fails_with_one_message(smoke_config, tmp_path):
+  from configs import baseline
+  from gan import loop
+  smoke_config.log.tensorboard = False
+  loop.train_and_evaluate(smoke_config, tmp_path, stop_at_step=2)
+  stored = (tmp_path / 'config.json').read_text()
+  other = baseline.get_config('smoke')  # The initial design: other layers and sizes.
+  other.data.dir, other.log.progress_bar = smoke_config.data.dir, False
+  with pytest.raises(checkpoint.CheckpointMismatchError,
+                     match=r'step 2 .* is not a state of this config: d/opt_state/.*saved '
+                           r'\(.*\), this config .*another design or size'):
+    loop.train_and_evaluate(other, tmp_path)
+  assert (tmp_path / 'config.json').read_text() == stored  # The run's own config kept.
+  assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir()) == ['2']  # None set aside.
