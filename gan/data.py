@@ -7,8 +7,11 @@ Sources (`config.data.source`):
             TFDS itself downloads): data_batch_{1..5}.bin, test_batch.bin.
   'python'  a `cifar-10-batches-py` folder (as Keras and torchvision cache it), read with
             an unpickler that admits numpy arrays and plain builtins only.
+  'download' the official binary archive, fetched once into $GAN_CACHE_DIR and verified
+            by its checksum (`gan.download`): internet, but no TensorFlow.
   'auto'    the local copy in `config.data.dir` or $GAN_CIFAR10_DIR if either is set (its
-            format told by its files), TFDS otherwise.
+            format told by its files); else an earlier download, else TFDS' prepared
+            cifar10, else a download.
 
 Every reader returns images [N, 32, 32, 3] uint8 and labels [N] int32 in the official
 order, or raises `DataError` naming the path and what was expected. `dataset_spec` says
@@ -49,7 +52,7 @@ DATASETS = {
                            {'train': 50_000, 'test': 10_000}),
 }
 # Where the images come from (`config.data.source`), the one list of them.
-SOURCES = ('auto', 'tfds', 'binary', 'python')
+SOURCES = ('auto', 'tfds', 'download', 'binary', 'python')
 SPLITS = tuple(DATASETS['cifar10'].split_sizes)
 _RECORD_BYTES = 1 + 32 * 32 * 3  # One label byte, then the R, G and B planes.
 _SPLIT_FILES = {
@@ -173,14 +176,20 @@ def read_python(directory: str | Path, split: str = 'train') -> tuple[np.ndarray
 
 
 def read_tfds(split: str = 'train', data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Reads TFDS' cifar10 through `tfds.data_source` (random access, no TensorFlow)."""
+  """Reads TFDS' prepared cifar10 through its data source (random access, no TensorFlow)."""
   import tensorflow_datasets as tfds  # Slow to import; only this source needs it.
   try:
-    source = tfds.data_source('cifar10', split=split, data_dir=data_dir or None)
+    builder = tfds.builder('cifar10', data_dir=data_dir or None)
+    # tfds.data_source would download and prepare it (TensorFlow needed, minutes of
+    # retries offline): only a prepared copy is read here.
+    if not builder.is_prepared():
+      raise DataError(f'TFDS has no prepared cifar10 in {builder.data_dir}.')
+    source = builder.as_data_source(split=split)
   except Exception as error:
     raise DataError(
         f'TFDS could not provide cifar10 (data_dir={data_dir or "TFDS default"}): {error}\n'
-        f'Preparing it needs TensorFlow and internet; or point {ENV_DIR} (or '
+        f'Preparing it needs TensorFlow and internet; config.data.source=\'download\' '
+        f'fetches the official archive without TensorFlow, or point {ENV_DIR} (or '
         f'config.data.dir) at a local cifar-10-batches-bin or cifar-10-batches-py '
         f'folder.') from error
   records = [source[i] for i in range(len(source))]
@@ -215,21 +224,44 @@ def load_split(split: str, directory: str = '', num_examples: int = 0
                                          'num_examples': num_examples}))
 
 
+def _fetch() -> Path:
+  from gan import download
+  try:
+    return download.fetch()
+  except download.DownloadError as error:
+    raise DataError(str(error)) from error
+
+
+def _auto_without_folder(data_config) -> tuple[np.ndarray, np.ndarray]:
+  """No folder named: an earlier download, else TFDS' prepared cifar10, else a download
+  (preparing TFDS' copy would need TensorFlow)."""
+  from gan import download
+  if download.cached_folder() is None:
+    try:
+      return read_tfds(data_config.split, data_config.tfds_data_dir)
+    except DataError as error:
+      print(f'TFDS has no prepared cifar10 ({str(error).splitlines()[0][:200]}); '
+            f'downloading the official archive instead.', flush=True)
+  return read_binary(_fetch(), data_config.split)
+
+
 def load(data_config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """(images uint8 [N, 32, 32, 3], labels int32 [N]) as `config.data` selects."""
   dataset_spec(data_config)  # Only CIFAR-10 is read here; anything else fails by name.
   source = data_config.source
   directory = data_config.dir or os.environ.get(ENV_DIR, '')
-  if source == 'auto':
-    source = 'local' if directory else 'tfds'
-  if source == 'tfds':
+  if source == 'auto' and not directory:
+    images, labels = _auto_without_folder(data_config)
+  elif source == 'tfds':
     images, labels = read_tfds(data_config.split, data_config.tfds_data_dir)
-  elif source in ('local', 'binary', 'python'):
+  elif source == 'download':
+    images, labels = read_binary(_fetch(), data_config.split)
+  elif source in ('auto', 'binary', 'python'):
     if not directory:
       raise DataError(f'config.data.source={source!r} needs a folder: set config.data.dir '
                       f'or ${ENV_DIR}.')
     found, folder = detect_format(directory, data_config.split)
-    if source != 'local' and found != source:
+    if source != 'auto' and found != source:
       raise DataError(f'{directory}: config.data.source={source!r} but the folder holds the '
                       f'{found} version of CIFAR-10.')
     reader = read_binary if found == 'binary' else read_python
