@@ -116,15 +116,17 @@ def main(argv: list[str]) -> None:
   parser.add_argument('--batch_size', type=int, default=0,
                       help="default: the config's train.batch_size")
   parser.add_argument('--repeats', type=int, default=7)
+  parser.add_argument('--set', action='append', default=[], help='dotted.key=value')
   args = parser.parse_args(argv)
-  from gan.config_files import load_config
+  from gan.config_files import apply_overrides, load_config
   config = load_config(args.config)
+  apply_overrides(config, args.set)
   timer = time_jax if args.framework == 'jax' else time_torch
   if args.framework == 'torch':  # The PyTorch references sit beside this file.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   batch_size = args.batch_size or config.train.batch_size
   ms = timer(config, batch_size, args.repeats)
-  print(json.dumps({'framework': args.framework, 'config': args.config,
+  print(json.dumps({'framework': args.framework, 'config': ' '.join([args.config, *args.set]),
                     'batch_size': batch_size, 'median_ms': ms}))
 
 
