@@ -67,7 +67,7 @@ def summarize_run(workdir: Path) -> dict:
                          for r in evals if 'eval/fid' in r and protocol(r) == chosen)
       curve_protocol = f'{chosen[0]:,} samples vs {chosen[1]}'
   return {
-      'run': workdir.name, 'design': f'{config.model.name}, {config.loss.name}',
+      'run': workdir.name, 'design': design_of(config),
       'epochs': records[-1]['epoch'], 'G params': g_params,
       'D params': d_params,
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),
@@ -77,6 +77,29 @@ def summarize_run(workdir: Path) -> dict:
       'D acc real': mean('D/acc_real'), 'D acc fake': mean('D/acc_fake'),
       'grid': _last_grid(workdir), **quality,
   }
+
+
+def design_of(config) -> str:
+  """'dcgan, hinge, SN in D, DiffAugment, EMA': the family, the loss and what is added."""
+  from gan import state
+  parts = [config.model.name, config.loss.name]
+  block = config.model.get(config.model.name, {})
+  for net in ('G', 'D'):
+    if block.get(net, {}).get('spectral_norm', False) and config.model.name == 'dcgan':
+      parts.append(f'SN in {net}')
+  if config.loss.gradient_penalty:
+    parts.append(f'GP {config.loss.gradient_penalty:g}')
+  if config.loss.r1_gamma:
+    parts.append(f'R1 {config.loss.r1_gamma:g}')
+  if config.train.n_dis > 1:
+    parts.append(f'n_dis {config.train.n_dis}')
+  if config.augment.policy:
+    policy = set(config.augment.policy.split(','))
+    parts.append('DiffAugment' if policy & {'color', 'translation', 'cutout'}
+                 else config.augment.policy)
+  if state.keeps_g_ema(config):
+    parts.append('EMA')
+  return ', '.join(parts)
 
 
 def _time_at(times: dict[int, float], step: int) -> float:

@@ -110,3 +110,13 @@ def test_kept_checkpoints_draw_the_curve_and_the_largest_evaluation_fills_the_ta
   assert [point[2] for point in row['fid_curve']] == [120.0, 90.0]  # By kimg; 2k only.
   assert row['fid_curve_protocol'] == '2,000 samples vs cifar10:test'
   assert compare.plot_fid([row], tmp_path / 'fid.png')
+
+
+def test_the_design_column_names_what_each_config_adds():
+  from gan.config_files import load_config
+  assert compare.design_of(load_config('configs/recap.py')) == 'dcgan, non_saturating'
+  assert compare.design_of(load_config('configs/recap.py:all')) == (
+      'dcgan, hinge, SN in D, DiffAugment, EMA')
+  assert compare.design_of(load_config('configs/wgan_gp.py')) == 'dcgan, wasserstein, GP 10, n_dis 5'
+  assert compare.design_of(load_config('configs/sngan_resnet.py')) == 'resnet, hinge, n_dis 5, EMA'
+
