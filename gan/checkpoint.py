@@ -45,8 +45,15 @@ class Checkpointer:
     """Saves `state` under its step (a no-op if that step is already saved)."""
     step = int(jax.device_get(state.step))
     if step not in self._manager.all_steps():
-      self._manager.save(step, args=ocp.args.StandardSave(state))
-      self._manager.wait_until_finished()
+      try:
+        self._manager.save(step, args=ocp.args.StandardSave(state))
+        self._manager.wait_until_finished()
+      except OSError as error:  # A full disk, a lost mount: the earlier ones are intact.
+        kept = self.all_steps()
+        raise OSError(
+            f'Saving the checkpoint of step {step} in {self.directory} failed ({error}); '
+            f'{f"the checkpoint of step {kept[-1]} is intact: " if kept else ""}free the '
+            f'space (or fix the folder) and rerun the same command to resume.') from error
     return step
 
   def restore_latest(self, template: GANState,

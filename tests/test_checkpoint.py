@@ -187,3 +187,20 @@ def test_a_workdir_of_another_design_fails_with_one_message(smoke_config, tmp_pa
     loop.train_and_evaluate(other, tmp_path)
   assert (tmp_path / 'config.json').read_text() == stored  # The run's own config kept.
   assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir()) == ['2']  # None set aside.
+
+
+def test_a_save_that_fails_keeps_the_checkpoint_before_and_says_so(tmp_path, monkeypatch):
+  import errno
+  state, saved = _two_checkpoints(tmp_path)
+  checkpointer = checkpoint.Checkpointer(tmp_path, max_to_keep=3)
+
+  def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+  monkeypatch.setattr(checkpointer._manager, 'save', full_disk)
+  later = state.replace(step=state.step + 1)
+  with pytest.raises(OSError, match=r'step 3 .* failed .*No space left.*checkpoint of step 2 '
+                                    r'is intact.*rerun the same command'):
+    checkpointer.save(later)
+  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=3).restore_latest(state)
+  chex.assert_trees_all_equal(jax.tree_util.tree_leaves(jax.device_get(restored)),
+                              jax.tree_util.tree_leaves(saved[1]))
