@@ -179,12 +179,10 @@ def read_tfds(split: str = 'train', data_dir: str | None = None) -> tuple[np.nda
   """Reads TFDS' prepared cifar10 through its data source (random access, no TensorFlow)."""
   import tensorflow_datasets as tfds  # Slow to import; only this source needs it.
   try:
-    builder = tfds.builder('cifar10', data_dir=data_dir or None)
-    # tfds.data_source would download and prepare it (TensorFlow needed, minutes of
-    # retries offline): only a prepared copy is read here.
-    if not builder.is_prepared():
-      raise DataError(f'TFDS has no prepared cifar10 in {builder.data_dir}.')
-    source = builder.as_data_source(split=split)
+    # download=False: preparing it needs TensorFlow (and offline, minutes of retries);
+    # only a prepared copy is read here.
+    source = tfds.data_source('cifar10', split=split, data_dir=data_dir or None,
+                              download=False)
   except Exception as error:
     raise DataError(
         f'TFDS could not provide cifar10 (data_dir={data_dir or "TFDS default"}): {error}\n'

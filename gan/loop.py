@@ -151,8 +151,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             buffer.flush()
             bar.set_postfix_str(_postfix(buffer.last), refresh=False)
           bar.update(k)
-          # The periodic work: each after the call that reaches its time, all at the end.
           end = step == total_steps
+          if budget_s:
+            # Judged by the logged time, so that a resumed run (whose clock goes on from
+            # the log) agrees; budgeted runs sync the host once a call for it.
+            buffer.flush()
+            over_budget = not end and buffer.last['time_s'] >= budget_s
+          # The periodic work: each after the call that reaches its time, all at the end.
           if clock.due(samples_every, previous, step) or end:
             save_samples()
           if evaluator and (clock.due(eval_every, previous, step) or end):
@@ -160,7 +165,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           if clock.due(checkpoint_every, previous, step) or end:
             buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
             checkpointer.save(state)
-          over_budget = not end and budget_spent()
       buffer.flush()
       checkpointer.save(state)
       if over_budget:

@@ -126,9 +126,10 @@ def test_bad_source_settings(tmp_path):
     data.load(_data_config(dir=str(tmp_path), split='test', num_examples=5))
 
 
-def test_tfds_source_on_its_mock(monkeypatch):
+def test_tfds_source_on_its_mock(monkeypatch, tmp_path):
   tfds = pytest.importorskip('tensorflow_datasets')
   monkeypatch.delenv(data.ENV_DIR, raising=False)
+  monkeypatch.setenv('GAN_CACHE_DIR', str(tmp_path))  # No earlier download to prefer.
   with tfds.testing.mock_data(num_examples=6):
     images, labels = data.load(_data_config())  # 'auto' with no folder -> TFDS.
   assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
