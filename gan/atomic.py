@@ -33,6 +33,15 @@ def replacing(path: str | Path) -> Iterator[Path]:
     temporary.unlink(missing_ok=True)
 
 
+def remove_leftovers(folder: str | Path) -> list[Path]:
+  """Removes the temporaries `replacing` left in `folder` when a kill came before its
+  rename (never the files they were to replace); returns them."""
+  found = [p for p in Path(folder).glob('.*.tmp*') if p.is_file()]
+  for path in found:
+    path.unlink(missing_ok=True)
+  return found
+
+
 def write_text(path: str | Path, text: str) -> None:
   with replacing(path) as temporary:
     temporary.write_text(text)

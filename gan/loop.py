@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from gan import checkpoint, config_files, data, logs, parallel, schedule, steps, streams
+from gan import atomic, checkpoint, config_files, data, logs, parallel, schedule, steps, streams
 from gan import visualize
 from gan.networks import Networks
 from gan.state import GANState, create_state, sampling_variables
@@ -57,6 +57,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   validate_config(config, num_devices=mesh.size)
   workdir = Path(workdir)
   (workdir / 'samples').mkdir(parents=True, exist_ok=True)
+  for folder in (workdir, workdir / 'samples'):
+    atomic.remove_leftovers(folder)  # Of a write a kill interrupted.
 
   images, labels = data.load(config.data)
   dataset = {'image': images, 'label': labels}

@@ -79,3 +79,12 @@ def test_tensorboard_purges_the_steps_a_resume_writes_again(tmp_path):
   # step on, so steps 4 and 5 of the first invocation do not show twice.
   assert seen == [('scalar', s) for s in range(1, 6)] + [('start', 4), ('scalar', 4)]
   assert all(e.session_log.status == 1 for e in events if e.HasField('session_log'))
+
+
+def test_the_temporaries_of_a_killed_write_are_removed_on_restart(tmp_path):
+  target = tmp_path / 'curves.png'
+  target.write_bytes(b'whole')
+  leftover = tmp_path / '.curves.png.x1y2z3.tmp.png'  # As a kill before the rename leaves it.
+  leftover.write_bytes(b'half')
+  assert atomic.remove_leftovers(tmp_path) == [leftover]
+  assert not leftover.exists() and target.read_bytes() == b'whole'

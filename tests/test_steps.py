@@ -376,8 +376,14 @@ def test_n_dis_makes_that_many_d_updates_each_on_its_own_real_batch():
         by_hand, {k: v[j::2] for k, v in batch.items()}, j)
     d_metrics.append(m)
   by_hand, _ = jax.jit(g_update)(by_hand)
-  chex.assert_trees_all_close(jax.tree_util.tree_leaves((after.g, after.d)),
-                              jax.tree_util.tree_leaves((by_hand.g, by_hand.d)), **TOL)
+  # The step unrolls the D updates into one program, fused otherwise than these separate
+  # calls. Adam's first update is lr * g / (|g| + eps): for the rare parameter whose
+  # gradient is near rounding size, rounding moves it by up to a step. So: all but a few
+  # elements in a thousand equal (a wrong batch or update order changes most of them).
+  for ours, theirs in zip(jax.tree_util.tree_leaves(jax.device_get((after.g, after.d))),
+                          jax.tree_util.tree_leaves(jax.device_get((by_hand.g, by_hand.d)))):
+    differ = ~np.isclose(ours, theirs, **TOL)
+    assert differ.mean() < 1e-3, (differ.sum(), differ.size)
   np.testing.assert_allclose(metrics['D/loss'], np.mean([m['D/loss'] for m in d_metrics]),
                              rtol=1e-5)
 
