@@ -33,6 +33,11 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False,
             cleanup_tmp_directories=True))
+    # Orbax runs that cleanup in a thread it awaits only at the next save; waiting here
+    # means a restarted run (and its restore) sees the directory as it will stay.
+    await_cleanup = getattr(self._manager, '_maybe_await_cleanup_tmp_directory', None)
+    if await_cleanup is not None:
+      await_cleanup()
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
