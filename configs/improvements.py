@@ -35,6 +35,16 @@ def add_diffaugment(config: ml_collections.ConfigDict,
   config.augment.policy = policy
 
 
+def add_conditioning(config: ml_collections.ConfigDict) -> None:
+  """Class-conditional G and D: the labels of the real batch go to D, fakes are drawn for
+  uniform labels, and each family turns its BatchNorms in G class-conditional (de Vries
+  et al. 2017) and adds the projection term <embed(y), h> to D's logit (Miyato & Koyama
+  2018), so that a user can ask for a class and the samples show it."""
+  config.model.conditional = True
+  if 'per_class' not in config.eval.metrics:  # Accuracy per class asked for, intra-FID.
+    config.eval.metrics = (*config.eval.metrics, 'per_class')
+
+
 def set_adam(config: ml_collections.ConfigDict, learning_rate: float, b1: float, b2: float,
              eps: float = 1e-8, schedule: str = 'constant') -> None:
   """The same Adam for G and D, with optax's epsilon (the papers' PyTorch and Chainer

@@ -18,6 +18,8 @@ ablation of docs/results.md; each combines with smoke ('ema,smoke'):
   sn_hinge  spectral norm in D (replacing its BatchNorm) and the hinge loss
   diffaug   DiffAugment color,translation,cutout on everything D sees
   all       the three together
+  conditional  class-conditional BatchNorm in G and a projection head in D: ask for a
+            class ('diffaug,conditional' is the conditional twin of 'diffaug')
 
   python train.py --config configs/recap.py:all --workdir runs/recap_all \
       --config.train.time_budget_minutes=20
@@ -38,6 +40,7 @@ VARIANTS = {
     'all': lambda config: [add(config) for add in (improvements.add_g_ema,
                                                    improvements.add_spectral_norm_hinge,
                                                    improvements.add_diffaugment)],
+    'conditional': improvements.add_conditioning,
 }
 
 

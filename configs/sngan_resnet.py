@@ -40,11 +40,13 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   block.bn_momentum = 0.9   # PyTorch's BatchNorm2d(momentum=0.1).
   block.bn_epsilon = 1e-5
   block.winograd = True     # CPU only: 3x3 convolutions by Winograd's F(4x4, 3x3).
+  block.weight_init = 'xavier'     # SN-GAN's: Xavier-uniform, gain sqrt(2) on the residual convs.
   block.G = ml_collections.ConfigDict()
   block.G.channels = 256
   block.G.num_blocks = 3    # Each doubles the 4x4 seed: 32x32.
   block.G.out_channels = 3
   block.G.spectral_norm = False
+  block.G.shared_dim = 0    # > 0 (conditional): BigGAN's shared embedding, hierarchical z.
   block.D = ml_collections.ConfigDict()
   block.D.channels = 128
   block.D.downsample = (True, True, False, False)  # One entry per block.

@@ -9,8 +9,8 @@ img/s as the median over its logged windows, wall time as its last logged `time_
 (training seconds over all its invocations; n/a for runs from before it was logged), losses and accuracies as the mean over its
 last epoch (single steps of a GAN are too noisy to compare), and sample quality from its
 latest evaluation record with the most samples (`python -m gan.evaluate` or `eval.every`):
-FID and KID, the recognisable share and class entropy, IS when measured, and the sample
-count. The FID curves use each run's most frequent protocol (sample count and reference):
+FID and KID, the recognisable share and class entropy, the class accuracy and intra-FID of
+conditional runs, IS when measured, and the sample count. The FID curves use each run's most frequent protocol (sample count and reference):
 cheap evaluations of kept checkpoints (`gan.evaluate --step`) draw the curve while one large
 final evaluation fills the table.
 """
@@ -56,6 +56,8 @@ def summarize_run(workdir: Path) -> dict:
                'recognisable': last.get('eval/recognisable', np.nan),
                'class entropy': last.get('eval/class_entropy', np.nan),
                'IS': last.get('eval/is', np.nan),
+               'class accuracy': last.get('eval/class_accuracy', np.nan),
+               'intra-FID': last.get('eval/intra_fid', np.nan),
                'eval samples': f'{last["eval/num_samples"]:,} vs {last["eval/reference"]}'}
     counts = {}
     for r in evals:
@@ -99,6 +101,8 @@ def design_of(config) -> str:
                  else config.augment.policy)
   if state.keeps_g_ema(config):
     parts.append('EMA')
+  if config.model.conditional:
+    parts.append('conditional')
   return ', '.join(parts)
 
 
@@ -121,7 +125,8 @@ def markdown_table(rows: list[dict]) -> str:
   columns = ['run', 'design', 'epochs', 'G params', 'D params', 'img/s', 'wall time s',
              'G loss', 'D loss', 'D acc real', 'D acc fake']
   # Quality columns when any run was evaluated; IS only when some run measured it.
-  for column in ('FID', 'KID', 'recognisable', 'class entropy', 'IS', 'eval samples'):
+  for column in ('FID', 'KID', 'recognisable', 'class entropy', 'class accuracy', 'intra-FID',
+                 'IS', 'eval samples'):
     values = [row.get(column, np.nan) for row in rows]
     if any(isinstance(v, str) or np.isfinite(v) for v in values):
       columns.append(column)

@@ -92,6 +92,9 @@ def upgrade(stored: dict) -> dict:
   if 'dcgan' in model:
     for net in ('G', 'D'):
       model['dcgan'][net].setdefault('spectral_norm', False)
+  if 'resnet' in model:
+    model['resnet'].setdefault('weight_init', 'xavier')
+    model['resnet']['G'].setdefault('shared_dim', 0)
   config['data'].setdefault('dataset', 'cifar10')
   config.setdefault('augment', {'policy': ''})
   for name in ('gradient_penalty', 'r1_gamma'):

@@ -14,6 +14,8 @@ training), quantised to uint8, and measures each metric named
     the split's statistics are cached under $GAN_CACHE_DIR keyed by its checksum;
   - 'recognisability': the share of samples the project's CIFAR-10 classifier assigns a
     class with probability >= 0.9, the class histogram and its entropy;
+  - 'per_class' (conditional runs): the classifier's accuracy on samples asked for each
+    class, the confusion matrix (also drawn to `<workdir>/confusion.png`) and intra-FID;
   - 'inception_score': needs the 1008-way logits layer (`--inception_logits`,
     `config.eval.inception_logits` or $GAN_INCEPTION_LOGITS); given a file, it is added.
 
@@ -123,6 +125,11 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', bat
             'd_steps': int(state.d.step), **evaluator(sampling_variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
+  if 'eval/confusion' in record:
+    visualize.plot_confusion(
+        record['eval/confusion'], data.dataset_spec(config.data).class_names,
+        workdir / 'confusion.png',
+        f'step {step}, {num_samples} samples: accuracy {record["eval/class_accuracy"]:.1%}')
   return record
 
 
@@ -144,6 +151,9 @@ def format_record(record: dict) -> str:
   if 'eval/recognisable' in record:
     parts.append(f'recognisable {record["eval/recognisable"]:.1%}  class entropy '
                  f'{record["eval/class_entropy"]:.2f}')
+  if 'eval/class_accuracy' in record:
+    parts.append(f'class accuracy {record["eval/class_accuracy"]:.1%}  intra-FID '
+                 f'{record["eval/intra_fid"]:.1f}')
   if 'eval/is' in record:
     parts.append(f'IS {record["eval/is"]:.2f} +- {record["eval/is_std"]:.2f}')
   return '  '.join(parts)

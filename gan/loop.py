@@ -92,14 +92,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   train_steps = steps.make_train_steps(config, networks, mesh)
   step_inputs = _step_inputs(config, dataset, mesh)
-  sample = _sampler(config, networks)
+  sample, grid_rows, row_names = _sampler(config, networks)
   samples_every = schedule.parse(config.eval.samples_every)
   eval_every = schedule.parse(config.eval.every)
   checkpoint_every = schedule.parse(config.checkpoint.every)
 
   def save_samples() -> None:
     visualize.save_grid(sample(sampling_variables(state)), visualize.grid_path(workdir, step),
-                        config.eval.grid_size)
+                        grid_rows, row_names)
 
   if step == 0:
     save_samples()
@@ -183,7 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     checkpointer.close()
 
   visualize.write_summaries(workdir, config.eval.gif_fps, config.eval.curve_smoothing,
-                            lambda at: f'epoch {clock.epoch(at):g}, {clock.kimg(at):g} kimg')
+                            lambda at: f'epoch {clock.epoch(at):g}, {clock.kimg(at):g} kimg',
+                            row_names)
   return state
 
 
@@ -210,10 +211,16 @@ def _step_inputs(config: ml_collections.ConfigDict, dataset: dict, mesh: Mesh):
 
 
 def _sampler(config: ml_collections.ConfigDict, networks: Networks):
-  """G's variables -> the fixed grid samples [grid^2, H, W, C] in [-1, 1], on the host:
-  noise from the run's 'samples' stream, labels balanced over the classes."""
-  num = config.eval.grid_size ** 2
-  z = networks.latents(streams.run_keys(config.seed)['samples'], num)
-  labels = networks.balanced_labels(num)
+  """(G's variables -> the fixed grid's samples in [-1, 1] on the host, its rows, the rows'
+  names or None): grid_size x grid_size samples, or for a conditional model one row of
+  grid_size per class, named; noise from the run's 'samples' stream."""
+  size = config.eval.grid_size
+  rows, names = size, None
+  if networks.conditional:
+    names = data.dataset_spec(config.data).class_names
+    rows = len(names)
+  labels = visualize.grid_labels(rows, size, networks.spec.num_classes, networks.conditional)
+  z = networks.latents(streams.run_keys(config.seed)['samples'], rows * size)
   generate = networks.sampler()
-  return lambda variables: np.asarray(jax.device_get(generate(variables, z, labels)))
+  return (lambda variables: np.asarray(jax.device_get(generate(variables, z, labels))),
+          rows, names)

@@ -31,7 +31,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import jax
 import numpy as np
-from PIL import Image, ImageDraw
 
 from gan import data, evaluate, streams, visualize
 from gan.state import sampling_variables
@@ -66,17 +65,6 @@ def class_index(name_or_index: str, class_names: tuple[str, ...], conditional: b
                     f'{list(class_names)} or an index 0-{len(class_names) - 1}.')
 
 
-def grid_labels(rows: int, cols: int, num_classes: int, conditional: bool,
-                fixed_class: int | None = None) -> np.ndarray | None:
-  """Labels of a rows x cols grid, row-major: None for an unconditional run, all
-  `fixed_class`, or one class per row (row r is class r % num_classes)."""
-  if not conditional:
-    return None
-  if fixed_class is not None:
-    return np.full(rows * cols, fixed_class, np.int32)
-  return np.repeat(np.arange(rows, dtype=np.int32) % num_classes, cols)
-
-
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
   """Spherical interpolation from a (t = 0) to b (t = 1), row by row: a Gaussian latent's
   norm stays typical along the way, where a straight line would pass near the origin."""
@@ -86,18 +74,6 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
   safe = np.where(so < 1e-6, 1.0, so)  # Parallel rows: a straight line is the same path.
   spherical = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / safe
   return np.where(so < 1e-6, (1 - t) * a + t * b, spherical).astype(a.dtype)
-
-
-def name_rows(grid_image: np.ndarray, names: list[str], image_size: int, pad: int = 2
-              ) -> np.ndarray:
-  """The grid with a white margin on its left holding each row's name."""
-  width = 8 + 7 * max(len(n) for n in names)
-  canvas = Image.new('RGB', (grid_image.shape[1] + width, grid_image.shape[0]), 'white')
-  canvas.paste(Image.fromarray(grid_image), (width, 0))
-  draw = ImageDraw.Draw(canvas)
-  for r, name in enumerate(names):
-    draw.text((4, pad + r * (image_size + pad) + image_size // 2 - 6), name, fill='black')
-  return np.asarray(canvas)
 
 
 class Sampler:
@@ -126,10 +102,10 @@ class Sampler:
     return evaluate.generate_uint8(self._sample, self.variables, z, labels, self.batch_size)
 
   def grid(self, size: int, fixed_class: int | None = None) -> np.ndarray:
-    labels = grid_labels(size, size, len(self.class_names), self.conditional, fixed_class)
+    labels = visualize.grid_labels(size, size, len(self.class_names), self.conditional, fixed_class)
     picture = visualize.grid(self.images(self.z('grid', size * size), labels), size)
     if labels is not None and fixed_class is None:
-      picture = name_rows(picture, [self.class_names[c] for c in labels[::size]],
+      picture = visualize.name_rows(picture, [self.class_names[c] for c in labels[::size]],
                           self.networks.spec.image_shape[0])
     return picture
 
@@ -146,7 +122,7 @@ class Sampler:
     """Grid frames through `keyframes` latent grids and back to the first."""
     tracks = size * size
     points = self.z('interpolation', keyframes * tracks).reshape(keyframes, tracks, -1)
-    labels = grid_labels(size, size, len(self.class_names), self.conditional, fixed_class)
+    labels = visualize.grid_labels(size, size, len(self.class_names), self.conditional, fixed_class)
     frames = []
     for k in range(keyframes):
       a, b = points[k], points[(k + 1) % keyframes]

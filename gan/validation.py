@@ -92,6 +92,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
        f'{sorted(METRICS)}.')
   need(len(evaluation.metrics) > 0 or not evaluation.every,
        'eval.metrics is empty but eval.every schedules an evaluation.')
+  need('per_class' not in evaluation.metrics or config.model.conditional,
+       "eval.metrics names 'per_class', which scores the classes samples were asked for: "
+       "it needs model.conditional=True (or drop it from eval.metrics).")
   need('inception_score' not in evaluation.metrics or bool(
       evaluation.inception_logits or os.environ.get(metrics.INCEPTION_LOGITS_ENV)),
        f"eval.metrics names 'inception_score', which needs the reference Inception's logits "

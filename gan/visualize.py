@@ -34,6 +34,29 @@ def grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:
   return canvas
 
 
+def grid_labels(rows: int, cols: int, num_classes: int, conditional: bool,
+                fixed_class: int | None = None) -> np.ndarray | None:
+  """Labels of a rows x cols grid, row-major: None for an unconditional run, all
+  `fixed_class`, or one class per row (row r is class r % num_classes)."""
+  if not conditional:
+    return None
+  if fixed_class is not None:
+    return np.full(rows * cols, fixed_class, np.int32)
+  return np.repeat(np.arange(rows, dtype=np.int32) % num_classes, cols)
+
+
+def name_rows(grid_image: np.ndarray, names: list[str], image_size: int, pad: int = 2
+              ) -> np.ndarray:
+  """The grid with a white margin on its left holding each row's name."""
+  width = 8 + 7 * max(len(n) for n in names)
+  canvas = Image.new('RGB', (grid_image.shape[1] + width, grid_image.shape[0]), 'white')
+  canvas.paste(Image.fromarray(grid_image), (width, 0))
+  draw = ImageDraw.Draw(canvas)
+  for r, name in enumerate(names):
+    draw.text((4, pad + r * (image_size + pad) + image_size // 2 - 6), name, fill='black')
+  return np.asarray(canvas)
+
+
 def grid_path(workdir: str | Path, step: int) -> Path:
   """Where the fixed-noise grid made after `step` steps goes: samples/step_XXXXXXXX.png."""
   return Path(workdir) / 'samples' / f'step_{step:08d}.png'
@@ -45,10 +68,15 @@ def grid_files(workdir: str | Path) -> list[tuple[int, Path]]:
   return sorted((int(p.stem.split('_')[1]), p) for p in paths)
 
 
-def save_grid(images: np.ndarray, path: str | Path, rows: int) -> None:
-  """Saves [N, H, W, 3] images in [-1, 1] as a PNG grid with `rows` rows."""
+def save_grid(images: np.ndarray, path: str | Path, rows: int,
+              row_names: Sequence[str] | None = None) -> None:
+  """Saves [N, H, W, 3] images in [-1, 1] as a PNG grid with `rows` rows, each row's name
+  beside it when given (a conditional run's classes)."""
+  picture = grid(to_uint8(images), rows)
+  if row_names is not None:
+    picture = name_rows(picture, list(row_names), images.shape[1])
   with atomic.replacing(path) as temporary:
-    iio.imwrite(temporary, grid(to_uint8(images), rows))
+    iio.imwrite(temporary, picture)
 
 
 def _labelled_frame(path: Path, label: str, scale: int) -> np.ndarray:
@@ -138,10 +166,36 @@ def plot_curves(records: Sequence[dict], path: str | Path, smoothing: float) -> 
   plt.close(fig)
 
 
+def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str],
+                   path: str | Path, title: str = '') -> None:
+  """The confusion matrix of a conditional G's samples as a picture: row a, column p is
+  the share of samples asked for class a that the classifier calls p (rows sum to 1)."""
+  counts = np.asarray(confusion, np.float64)
+  shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+  size = len(class_names)
+  fig, ax = plt.subplots(figsize=(1.0 + 0.55 * size, 0.8 + 0.5 * size))
+  image = ax.imshow(shares, cmap='Blues', vmin=0, vmax=1)
+  for a in range(size):
+    for p in range(size):
+      ax.text(p, a, f'{shares[a, p]:.2f}'.lstrip('0'), ha='center', va='center', fontsize=7,
+              color='white' if shares[a, p] > 0.5 else 'black')
+  ax.set_xticks(range(size), class_names, rotation=45, ha='right')
+  ax.set_yticks(range(size), class_names)
+  ax.set(xlabel='class the classifier sees', ylabel='class asked for',
+         title=title or f'samples per class: accuracy {np.trace(counts) / counts.sum():.1%}')
+  fig.colorbar(image, ax=ax, fraction=0.046)
+  fig.tight_layout()
+  with atomic.replacing(path) as temporary:
+    fig.savefig(temporary, dpi=100)
+  plt.close(fig)
+
+
 def write_summaries(workdir: str | Path, gif_fps: float, curve_smoothing: float,
-                    label_of: Callable[[int], str]) -> None:
-  """progress.gif and curves.png from the grids and metrics the run wrote so far; each
-  GIF frame is labelled `label_of(step)`."""
+                    label_of: Callable[[int], str],
+                    class_names: Sequence[str] | None = None) -> None:
+  """progress.gif and curves.png from the grids and metrics the run wrote so far, and
+  confusion.png from its last per-class evaluation (given the `class_names`); each GIF
+  frame is labelled `label_of(step)`."""
   workdir = Path(workdir)
   grids = grid_files(workdir)
   if grids:
@@ -150,3 +204,8 @@ def write_summaries(workdir: str | Path, gif_fps: float, curve_smoothing: float,
   records = read_metrics(workdir / 'metrics.jsonl') if (workdir / 'metrics.jsonl').exists() else []
   if any('G/loss' in r for r in records):
     plot_curves(records, workdir / 'curves.png', curve_smoothing)
+  per_class = [r for r in records if 'eval/confusion' in r]
+  if per_class and class_names:
+    plot_confusion(per_class[-1]['eval/confusion'], class_names, workdir / 'confusion.png',
+                   f'step {per_class[-1]["step"]}: samples asked for a class, '
+                   f'accuracy {per_class[-1]["eval/class_accuracy"]:.1%}')

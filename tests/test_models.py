@@ -143,9 +143,11 @@ def test_a_family_reads_and_validates_only_its_own_block():
   problems = models.problems(config)
   assert len(problems) == 2 and all(p.startswith('model.dcgan.') for p in problems)
   assert any('the data are (32, 32, 3)' in p for p in problems)
-  config = recap.get_config()
+  from configs import sngan_cnn
+  config = sngan_cnn.get_config()  # A family with no conditional networks.
   config.model.conditional = True
-  assert models.problems(config) == ["model.conditional=True but family 'dcgan' takes no labels."]
+  assert models.problems(config) == [
+      "model.conditional=True but family 'sngan_cnn' takes no labels."]
 
 
 def test_a_family_registers_once():

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan import loop, sample
+from gan import loop, sample, visualize
 from gan.metrics import fid
 
 
@@ -47,6 +47,46 @@ def test_grid_npz_pngs_and_gif_are_written_and_reproduce(run, tmp_path, capsys):
   assert not np.array_equal(iio.imread(other / 'grid.png'), grid)
 
 
+@pytest.fixture(scope='module')
+def conditional_run(tmp_path_factory, tiny_cifar_dir):
+  from configs import recap
+  config = recap.get_config('conditional,smoke')
+  config.data.dir = str(tiny_cifar_dir)
+  config.log.progress_bar = False
+  config.log.tensorboard = False
+  workdir = tmp_path_factory.mktemp('conditional_run')
+  loop.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_a_conditional_run_samples_per_class_and_one_class(conditional_run, tmp_path):
+  rows, one = tmp_path / 'rows', tmp_path / 'horse'
+  sample.main(['--workdir', str(conditional_run), '--out', str(rows), '--num', '20',
+               '--grid_size', '3'])
+  grid = iio.imread(rows / 'grid.png')
+  assert grid.shape[0] == 3 * 34 + 2 and grid.shape[1] > 3 * 34 + 2  # Named rows.
+  with np.load(rows / 'samples.npz') as archive:
+    assert np.bincount(archive['labels'], minlength=10).tolist() == [2] * 10  # Balanced.
+  sample.main(['--workdir', str(conditional_run), '--out', str(one), '--num', '20',
+               '--grid_size', '3', '--class', 'horse'])
+  assert iio.imread(one / 'grid.png').shape == (3 * 34 + 2, 3 * 34 + 2, 3)  # No names.
+  balanced = np.load(rows / 'samples.npz')['images']
+  with np.load(one / 'samples.npz') as archive:
+    assert archive['labels'].tolist() == [7] * 20
+    horses = archive['images']
+  # The same latents: sample 7 was a horse in the balanced set too, the others were not.
+  np.testing.assert_array_equal(horses[7], balanced[7])
+  assert all(not np.array_equal(horses[i], balanced[i]) for i in range(20) if i % 10 != 7)
+
+
+def test_an_unknown_class_of_a_conditional_run_fails(conditional_run, tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    sample.main(['--workdir', str(conditional_run), '--out', str(tmp_path / 'x'),
+                 '--class', 'unicorn'])
+  assert "--class unicorn: not a class of this run; use one of ['airplane'" in capsys.readouterr().err
+  assert not (tmp_path / 'x').exists()
+
+
 def test_a_kept_checkpoint_and_the_ema_generator(run):
   from gan import checkpoint
   kept = checkpoint.Checkpointer(run / 'checkpoints', max_to_keep=2).all_steps()
@@ -85,15 +125,15 @@ def test_slerp_keeps_its_endpoints_and_the_norm():
 
 
 def test_labels_of_a_conditional_grid():
-  assert sample.grid_labels(3, 2, 10, conditional=False) is None
-  assert sample.grid_labels(3, 2, 10, True).tolist() == [0, 0, 1, 1, 2, 2]
-  assert sample.grid_labels(12, 1, 10, True).tolist() == list(range(10)) + [0, 1]
-  assert sample.grid_labels(2, 2, 10, True, fixed_class=7).tolist() == [7] * 4
+  assert visualize.grid_labels(3, 2, 10, conditional=False) is None
+  assert visualize.grid_labels(3, 2, 10, True).tolist() == [0, 0, 1, 1, 2, 2]
+  assert visualize.grid_labels(12, 1, 10, True).tolist() == list(range(10)) + [0, 1]
+  assert visualize.grid_labels(2, 2, 10, True, fixed_class=7).tolist() == [7] * 4
   names = ('airplane', 'cat')
   assert sample.class_index('cat', names, True) == 1 and sample.class_index('0', names, True) == 0
   with pytest.raises(sample.SampleError, match=r"not a class of this run; use one of \['airplane', 'cat'\]"):
     sample.class_index('horse', names, True)
-  picture = sample.name_rows(np.zeros((70, 70, 3), np.uint8), ['airplane', 'cat'], 32)
+  picture = visualize.name_rows(np.zeros((70, 70, 3), np.uint8), ['airplane', 'cat'], 32)
   assert picture.shape[0] == 70 and picture.shape[1] > 70
   assert (picture[:, :picture.shape[1] - 70] < 255).any()  # The names are drawn.
 

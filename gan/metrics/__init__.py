@@ -12,7 +12,7 @@ metrics share is computed once: the reference split's Inception statistics on th
 """
 
 # The built-in metrics register on import (cheaply: weights load in their factories).
-from gan.metrics import fid, inception_score, kid, recognisability  # noqa: F401
+from gan.metrics import fid, inception_score, kid, per_class, recognisability  # noqa: F401
 from gan.metrics.registry import (INCEPTION_LOGITS_ENV, METRICS, Context, Metric, Samples,
                                   make_metrics, register)
 

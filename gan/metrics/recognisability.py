@@ -22,17 +22,16 @@ def recognisability(probs: np.ndarray, threshold: float = 0.9) -> dict:
   share = counts / counts.sum()
   nonzero = share[share > 0]
   return {'recognisable': float((probs.max(-1) >= threshold).mean()),
-          'class_entropy': float(-(nonzero * np.log(nonzero)).sum()),
+          'class_entropy': float(-(nonzero * np.log(nonzero)).sum()) + 0.0,  # Not -0.0.
           'class_histogram': counts.tolist()}
 
 
 @registry.register('recognisability')
 def make(context: registry.Context) -> registry.Metric:
-  from gan.metrics.classifier import Recogniser  # Loads the shipped weights.
-  recogniser = Recogniser()
+  context.recogniser  # Loads the shipped weights now, not at the first evaluation.
 
   def recognisability_of(samples: registry.Samples) -> dict:
-    scores = recognisability(recogniser.probabilities(samples.images))
+    scores = recognisability(samples.class_probabilities)
     return {f'eval/{key}': value for key, value in scores.items()}
 
   return recognisability_of

@@ -29,12 +29,23 @@ class Context:
     return FeatureExtractor(self.batch_size)
 
   @functools.cached_property
-  def reference_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, covariance, KID features) of the reference split, cached on disk."""
+  def reference_data(self) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, int32 labels) of the reference split."""
     from gan import data
+    return data.load(self.data_config)
+
+  @functools.cached_property
+  def reference_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, covariance, KID features) of the reference split, cached on disk; the KID
+    features are those of its first `fid.KID_FEATURES` images."""
     from gan.metrics import fid
-    images, _ = data.load(self.data_config)
-    return fid.cached_stats(self.reference, images, self.extractor)
+    return fid.cached_stats(self.reference, self.reference_data[0], self.extractor)
+
+  @functools.cached_property
+  def recogniser(self):
+    """The project's CIFAR-10 classifier (`gan.metrics.classifier`, shipped weights)."""
+    from gan.metrics.classifier import Recogniser
+    return Recogniser()
 
 
 class Samples:
@@ -47,6 +58,11 @@ class Samples:
   def features(self) -> np.ndarray:
     """Inception pool3 features [N, 2048], computed once for every metric that needs them."""
     return self._context.extractor(self.images)
+
+  @functools.cached_property
+  def class_probabilities(self) -> np.ndarray:
+    """The project's classifier's class probabilities [N, classes], computed once."""
+    return self._context.recogniser.probabilities(self.images)
 
 
 Metric = Callable[[Samples], dict]

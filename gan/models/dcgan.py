@@ -7,7 +7,12 @@ Initialisation follows Keras: Glorot-uniform kernels, zero biases, BatchNorm sca
 offset 0. `D.spectral_norm` (and `G.spectral_norm`) divide each layer's kernel by its
 largest singular value (Miyato et al. 2018, flax's `nn.SpectralNorm`: one power
 iteration a call, its vectors in their own `spectral_norm` collection, so they are
-updated in train steps only and checkpointed with the state). Unconditional: both networks take `labels` by the model contract and ignore it.
+updated in train steps only and checkpointed with the state).
+
+Conditional (`model.conditional`): G's BatchNorms become class-conditional (a per-class
+gain and bias) and D adds the projection term <embed(y), h> on its flattened features
+(`gan.models.conditioning`); unconditional, both take `labels` by the model contract and
+ignore them, with the plain design's parameters.
 The strided layers run as `gan.ops` rewrites on the CPU (`conv_transpose_impl`,
 `strided_conv_impl`), each computing the Flax layer's function with its parameters.
 """
@@ -21,7 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan import ops
-from gan.models import registry
+from gan.models import conditioning, registry
+from gan.models.layers import apply_layer
 
 Array = jax.Array
 
@@ -60,16 +66,8 @@ def strided_conv_layer(impl: str) -> Callable[..., nn.Module]:
   return _square_conv_layer(STRIDED_CONV_IMPLS, impl)
 
 
-def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool, train: bool) -> Array:
-  """`layer(x)`, its kernel spectrally normalised when asked (power iteration in train
-  mode only)."""
-  if not spectral_norm:
-    return layer(x)
-  return nn.SpectralNorm(layer, collection_name=registry.SPECTRAL_NORM)(x, update_stats=train)
-
-
 class DCGANGenerator(nn.Module):
-  """z [N, latent] -> images [N, H, W, C] in [-1, 1]; `labels` ignored (unconditional)."""
+  """z [N, latent] (and labels [N] when conditional) -> images [N, H, W, C] in [-1, 1]."""
   base_size: int
   base_channels: int
   channels: tuple[int, ...]
@@ -82,21 +80,20 @@ class DCGANGenerator(nn.Module):
   conv_transpose_impl: str
   spectral_norm: bool = False
   winograd: bool = True
+  num_classes: int = 0  # > 0: conditional BatchNorm on the labels.
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, labels: Array | None, train: bool) -> Array:
-    del labels
     act = ACTIVATIONS[self.activation](self.leaky_slope)
     conv_transpose = conv_transpose_layer(self.conv_transpose_impl)
-    batch_norm = functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-        epsilon=self.bn_epsilon, dtype=self.dtype)
+    norm = conditioning.batch_norm(self.num_classes, train, self.bn_momentum,
+                                   self.bn_epsilon, self.dtype)
 
     x = apply_layer(nn.Dense(self.base_size ** 2 * self.base_channels, use_bias=False,
                         kernel_init=ops.glorot_uniform, dtype=self.dtype, name='Dense_0'),
                z, self.spectral_norm, train)
-    x = act(batch_norm()(x))
+    x = act(norm(x, labels))
     x = x.reshape(z.shape[0], self.base_size, self.base_size, self.base_channels)
     # Layers are named by role, not by implementation, so 'subpixel' and 'flax' runs
     # share one parameter tree (and checkpoints).
@@ -104,7 +101,7 @@ class DCGANGenerator(nn.Module):
       x = apply_layer(conv_transpose(features, self.kernel_size, 2, use_bias=False,
                                 dtype=self.dtype, winograd=self.winograd,
                                 name=f'ConvTranspose_{i}'), x, self.spectral_norm, train)
-      x = act(batch_norm()(x))
+      x = act(norm(x, labels))
     x = apply_layer(conv_transpose(self.out_channels, self.kernel_size, 2, use_bias=False,
                               dtype=self.dtype, winograd=self.winograd,
                               name=f'ConvTranspose_{len(self.channels)}'),
@@ -115,7 +112,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-  """images [N, H, W, C] in [-1, 1] -> logits [N]; `labels` ignored (unconditional)."""
+  """images [N, H, W, C] in [-1, 1] (and labels [N] when conditional) -> logits [N]."""
   channels: tuple[int, ...]
   batch_norm: tuple[bool, ...]
   kernel_size: int
@@ -127,11 +124,11 @@ class DCGANDiscriminator(nn.Module):
   strided_conv_impl: str
   spectral_norm: bool = False
   winograd: bool = True
+  num_classes: int = 0  # > 0: a projection term on the labels.
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: Array, labels: Array | None, train: bool) -> Array:
-    del labels
     act = ACTIVATIONS[self.activation](self.leaky_slope)
     conv = strided_conv_layer(self.strided_conv_impl)
     x = images
@@ -147,7 +144,11 @@ class DCGANDiscriminator(nn.Module):
     x = x.reshape(x.shape[0], -1)
     logits = apply_layer(nn.Dense(1, kernel_init=ops.glorot_uniform, dtype=self.dtype,
                              name='Dense_0'), x, self.spectral_norm, train)
-    return logits[:, 0].astype(jnp.float32)
+    logits = logits[:, 0].astype(jnp.float32)
+    if self.num_classes:
+      logits += conditioning.projection(x, labels, self.num_classes, self.spectral_norm, train,
+                                        self.dtype)
+    return logits
 
 
 def layer_problems(block: ml_collections.ConfigDict, strided: bool = True) -> list[str]:
@@ -191,21 +192,23 @@ def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list
   return problems
 
 
-@registry.register('dcgan', validate=validate)
+@registry.register('dcgan', validate=validate, conditional=True)
 def build(block: ml_collections.ConfigDict,
           spec: registry.ModelSpec) -> tuple[nn.Module, nn.Module]:
+  num_classes = spec.num_classes if spec.conditional else 0
   generator = DCGANGenerator(
       base_size=block.G.base_size, base_channels=block.G.base_channels,
       channels=tuple(block.G.channels), out_channels=block.G.out_channels,
       kernel_size=block.G.kernel_size, activation=block.G.activation,
       leaky_slope=block.G.leaky_slope, bn_momentum=block.bn_momentum,
       bn_epsilon=block.bn_epsilon, conv_transpose_impl=block.conv_transpose_impl,
-      spectral_norm=block.G.spectral_norm, winograd=block.winograd, dtype=spec.dtype)
+      spectral_norm=block.G.spectral_norm, winograd=block.winograd,
+      num_classes=num_classes, dtype=spec.dtype)
   discriminator = DCGANDiscriminator(
       channels=tuple(block.D.channels), batch_norm=tuple(block.D.batch_norm),
       kernel_size=block.D.kernel_size, activation=block.D.activation,
       leaky_slope=block.D.leaky_slope, dropout=block.D.dropout,
       bn_momentum=block.bn_momentum, bn_epsilon=block.bn_epsilon,
       strided_conv_impl=block.strided_conv_impl, spectral_norm=block.D.spectral_norm,
-      winograd=block.winograd, dtype=spec.dtype)
+      winograd=block.winograd, num_classes=num_classes, dtype=spec.dtype)
   return generator, discriminator

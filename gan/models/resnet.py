@@ -14,11 +14,15 @@ official Chainer code (pfnet-research/sngan_projection) and its PyTorch re-runs
 (tests/test_families.py pins them). The residual convolutions start Xavier-uniform with
 gain sqrt(2), the shortcuts and the rest with gain 1, as those implementations do; biases
 zero. The 3x3 convolutions run as `gan.ops`' SpaceToDepthConv at stride 1: XLA's
-convolution, or Winograd's F(4x4, 3x3) on the CPU. Unconditional: `labels` is taken by
+convolution, or Winograd's F(4x4, 3x3) on the CPU.
+
+Conditional (`model.conditional`, SN-GAN with projection D, Miyato & Koyama 2018): the
+blocks' BatchNorms become class-conditional and D adds <embed(y), h> on its pooled
+features. `G.shared_dim` > 0 turns on BigGAN's shared embedding and hierarchical z (Brock et
+al. 2019) and `weight_init='orthogonal'` its initialisation. Unconditional, `labels` is taken by
 the contract and ignored.
 """
 
-import functools
 
 import flax.linen as nn
 import jax
@@ -26,11 +30,19 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan import ops
-from gan.models import dcgan, registry
+from gan.models import conditioning, dcgan, layers, registry
 
 Array = jax.Array
 
 RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')  # Xavier, gain sqrt(2).
+# `weight_init` of the blocks: SN-GAN's Xavier scheme above, or BigGAN's orthogonal kernels.
+INITS = ('xavier', 'orthogonal')
+
+
+def kernel_init(init: str, residual: bool = False):
+  if init == 'orthogonal':
+    return nn.initializers.orthogonal()
+  return RESIDUAL_INIT if residual else ops.glorot_uniform
 
 
 def _upsample(x: Array) -> Array:
@@ -43,9 +55,9 @@ def _avgpool(x: Array) -> Array:
 
 
 def _conv_layer(features: int, kernel_size: int, name: str, residual: bool, dtype,
-                winograd: bool) -> nn.Module:
+                winograd: bool, init_name: str = 'xavier') -> nn.Module:
   """A SAME stride-1 convolution with bias: 3x3 by `gan.ops`, 1x1 by Flax."""
-  init = RESIDUAL_INIT if residual else ops.glorot_uniform
+  init = kernel_init(init_name, residual)
   if kernel_size == 3:
     return ops.SpaceToDepthConv(features, 3, 1, kernel_init=init, dtype=dtype,
                                 winograd=winograd, name=name)
@@ -58,26 +70,29 @@ class _Layers(nn.Module):
   spectral_norm: bool
   winograd: bool
   dtype: jnp.dtype
+  weight_init: str = 'xavier'
 
   def conv(self, x: Array, features: int, kernel_size: int, name: str, train: bool,
            residual: bool = True) -> Array:
-    layer = _conv_layer(features, kernel_size, name, residual, self.dtype, self.winograd)
-    return dcgan.apply_layer(layer, x, self.spectral_norm, train)
+    layer = _conv_layer(features, kernel_size, name, residual, self.dtype, self.winograd,
+                        self.weight_init)
+    return layers.apply_layer(layer, x, self.spectral_norm, train)
 
 
 class GBlock(_Layers):
   features: int = 256
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
+  num_classes: int = 0  # > 0: conditional BatchNorm.
 
   @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    batch_norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                                   momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                                   dtype=self.dtype)
-    h = _upsample(nn.relu(batch_norm(name='BatchNorm_0')(x)))
+  def __call__(self, x: Array, labels: Array | None, condition: Array | None,
+               train: bool) -> Array:
+    norm = conditioning.batch_norm(self.num_classes, train, self.bn_momentum, self.bn_epsilon,
+                                   self.dtype, self.spectral_norm, kernel_init(self.weight_init))
+    h = _upsample(nn.relu(norm(x, labels, condition, name='BatchNorm_0')))
     h = self.conv(h, self.features, 3, 'Conv_0', train)
-    h = nn.relu(batch_norm(name='BatchNorm_1')(h))
+    h = nn.relu(norm(h, labels, condition, name='BatchNorm_1'))
     h = self.conv(h, self.features, 3, 'Conv_1', train)
     return h + self.conv(_upsample(x), self.features, 1, 'Shortcut', train, residual=False)
 
@@ -105,7 +120,8 @@ class DBlock(_Layers):
 
 
 class ResNetGenerator(nn.Module):
-  """z [N, latent] -> images [N, 4 * 2**num_blocks, ..., C] in [-1, 1]."""
+  """z [N, latent] (and labels [N] when conditional) -> images [N, 4 * 2**num_blocks,
+  ..., C] in [-1, 1]."""
   channels: int
   num_blocks: int
   out_channels: int
@@ -113,47 +129,65 @@ class ResNetGenerator(nn.Module):
   bn_epsilon: float
   spectral_norm: bool = False
   winograd: bool = True
+  num_classes: int = 0  # > 0: conditional BatchNorm in the blocks.
+  # > 0 (conditional only): BigGAN's shared class embedding of this size and hierarchical
+  # z: z is split into num_blocks + 1 chunks, the first feeding the Dense layer, and block
+  # i's BatchNorm gains and biases are linear in [embedding, chunk i + 1].
+  shared_dim: int = 0
+  weight_init: str = 'xavier'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, labels: Array | None, train: bool) -> Array:
-    del labels
-    layers = dict(spectral_norm=self.spectral_norm, winograd=self.winograd, dtype=self.dtype)
-    x = dcgan.apply_layer(nn.Dense(16 * self.channels, kernel_init=ops.glorot_uniform,
-                                   dtype=self.dtype, name='Dense_0'),
-                          z, self.spectral_norm, train)
+    net = dict(spectral_norm=self.spectral_norm, winograd=self.winograd, dtype=self.dtype,
+               weight_init=self.weight_init)
+    conditions = [None] * self.num_blocks
+    if self.num_classes and self.shared_dim:
+      chunks = jnp.split(z, self.num_blocks + 1, axis=-1)
+      shared = nn.Embed(self.num_classes, self.shared_dim, name='SharedEmbed')(labels)
+      z, conditions = chunks[0], [jnp.concatenate([shared, c], -1) for c in chunks[1:]]
+    x = layers.apply_layer(nn.Dense(16 * self.channels, kernel_init=kernel_init(self.weight_init),
+                                    dtype=self.dtype, name='Dense_0'),
+                           z, self.spectral_norm, train)
     x = x.reshape(z.shape[0], 4, 4, self.channels)
     for i in range(self.num_blocks):
       x = GBlock(features=self.channels, bn_momentum=self.bn_momentum,
-                 bn_epsilon=self.bn_epsilon, name=f'GBlock_{i}', **layers)(x, train)
+                 bn_epsilon=self.bn_epsilon, num_classes=self.num_classes,
+                 name=f'GBlock_{i}', **net)(x, labels, conditions[i], train)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)(x))
-    x = dcgan.apply_layer(_conv_layer(self.out_channels, 3, 'Conv_out', False, self.dtype,
-                                      self.winograd), x, self.spectral_norm, train)
+    x = layers.apply_layer(_conv_layer(self.out_channels, 3, 'Conv_out', False, self.dtype,
+                                       self.winograd, self.weight_init), x, self.spectral_norm, train)
     return jnp.tanh(x).astype(jnp.float32)
 
 
 class ResNetDiscriminator(nn.Module):
-  """images [N, H, W, C] in [-1, 1] -> logits [N]."""
+  """images [N, H, W, C] in [-1, 1] (and labels [N] when conditional) -> logits [N]."""
   channels: int
   downsample: tuple[bool, ...]
   spectral_norm: bool = True
   winograd: bool = True
+  num_classes: int = 0  # > 0: the projection term on the pooled features.
+  weight_init: str = 'xavier'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: Array, labels: Array | None, train: bool) -> Array:
-    del labels
-    layers = dict(spectral_norm=self.spectral_norm, winograd=self.winograd, dtype=self.dtype)
+    net = dict(spectral_norm=self.spectral_norm, winograd=self.winograd, dtype=self.dtype,
+               weight_init=self.weight_init)
     x = images
     for i, down in enumerate(self.downsample):
       x = DBlock(features=self.channels, downsample=down, optimized=i == 0,
-                 name=f'DBlock_{i}', **layers)(x, train)
+                 name=f'DBlock_{i}', **net)(x, train)
     x = nn.relu(x).sum(axis=(1, 2))  # Global sum pooling, as SN-GAN.
-    logits = dcgan.apply_layer(nn.Dense(1, use_bias=False, kernel_init=ops.glorot_uniform,
-                                        dtype=self.dtype, name='Dense_0'),
-                               x, self.spectral_norm, train)
-    return logits[:, 0].astype(jnp.float32)
+    logits = layers.apply_layer(nn.Dense(1, use_bias=False, kernel_init=kernel_init(self.weight_init),
+                                         dtype=self.dtype, name='Dense_0'),
+                                x, self.spectral_norm, train)
+    logits = logits[:, 0].astype(jnp.float32)
+    if self.num_classes:
+      logits += conditioning.projection(x, labels, self.num_classes, self.spectral_norm, train,
+                                        self.dtype)
+    return logits
 
 
 def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list[str]:
@@ -164,21 +198,35 @@ def validate(block: ml_collections.ConfigDict, spec: registry.ModelSpec) -> list
     problems.append(f'G makes {(size, size, block.G.out_channels)} images but the data are '
                     f'{tuple(spec.image_shape)}: 4 * 2**G.num_blocks must be the image size '
                     f'and G.out_channels its channels.')
+  if block.weight_init not in INITS:
+    problems.append(f'weight_init={block.weight_init!r} is unknown; use one of {list(INITS)}.')
+  if block.G.shared_dim < 0:
+    problems.append(f'G.shared_dim={block.G.shared_dim} must be >= 0 (0: per-class tables).')
+  if block.G.shared_dim and not spec.conditional:
+    problems.append(f'G.shared_dim={block.G.shared_dim} is a class embedding, but the model '
+                    f'is unconditional: set model.conditional=True or G.shared_dim=0.')
+  if block.G.shared_dim and spec.latent_dim % (block.G.num_blocks + 1):
+    problems.append(f'G.shared_dim > 0 splits z into G.num_blocks + 1 = '
+                    f'{block.G.num_blocks + 1} chunks, but model.latent_dim={spec.latent_dim} '
+                    f'does not divide by it.')
   if not block.D.downsample or spec.image_shape[0] % 2 ** sum(block.D.downsample):
     problems.append(f'D.downsample={tuple(block.D.downsample)}: give one entry per block '
                     f'(at least one), halving the image size at most until it is odd.')
   return problems
 
 
-@registry.register('resnet', validate=validate)
+@registry.register('resnet', validate=validate, conditional=True)
 def build(block: ml_collections.ConfigDict,
           spec: registry.ModelSpec) -> tuple[nn.Module, nn.Module]:
+  num_classes = spec.num_classes if spec.conditional else 0
   generator = ResNetGenerator(
       channels=block.G.channels, num_blocks=block.G.num_blocks,
       out_channels=block.G.out_channels, bn_momentum=block.bn_momentum,
       bn_epsilon=block.bn_epsilon, spectral_norm=block.G.spectral_norm,
-      winograd=block.winograd, dtype=spec.dtype)
+      winograd=block.winograd, num_classes=num_classes, shared_dim=block.G.shared_dim,
+      weight_init=block.weight_init, dtype=spec.dtype)
   discriminator = ResNetDiscriminator(
       channels=block.D.channels, downsample=tuple(block.D.downsample),
-      spectral_norm=block.D.spectral_norm, winograd=block.winograd, dtype=spec.dtype)
+      spectral_norm=block.D.spectral_norm, winograd=block.winograd, num_classes=num_classes,
+      weight_init=block.weight_init, dtype=spec.dtype)
   return generator, discriminator

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan import ops
-from gan.models import dcgan, registry
+from gan.models import dcgan, layers, registry
 
 Array = jax.Array
 
@@ -47,7 +47,7 @@ class SNGANCNNGenerator(nn.Module):
   @nn.compact
   def __call__(self, z: Array, labels: Array | None, train: bool) -> Array:
     del labels
-    apply = functools.partial(dcgan.apply_layer, spectral_norm=self.spectral_norm, train=train)
+    apply = functools.partial(layers.apply_layer, spectral_norm=self.spectral_norm, train=train)
     batch_norm = functools.partial(
         nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
         epsilon=self.bn_epsilon, dtype=self.dtype)
@@ -76,7 +76,7 @@ class SNGANCNNDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, images: Array, labels: Array | None, train: bool) -> Array:
     del labels
-    apply = functools.partial(dcgan.apply_layer, spectral_norm=self.spectral_norm, train=train)
+    apply = functools.partial(layers.apply_layer, spectral_norm=self.spectral_norm, train=train)
     act = functools.partial(nn.leaky_relu, negative_slope=self.leaky_slope)
     strided = dcgan.strided_conv_layer(self.strided_conv_impl)
     x = images
