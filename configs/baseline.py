@@ -49,6 +49,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.model.name = 'dcgan'     # Family: gan/models/<name>.py, settings in model.<name>.
   config.model.latent_dim = 100
   config.model.conditional = False  # Whether G and D are given class labels.
+  # How a conditional D uses the labels: 'projection' adds <embed(y), h> to its logit
+  # (Miyato & Koyama 2018); 'acgan' adds an auxiliary classifier of the real and fake
+  # images' classes, trained with loss.class_weight (Odena et al. 2017).
+  config.model.class_head = 'projection'
   config.model.compute_dtype = 'float32'  # 'bfloat16' on GPU/TPU; parameters stay float32.
 
   config.model.dcgan = dcgan = ml_collections.ConfigDict()
@@ -97,6 +101,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # (gamma). 0: none.
   config.loss.gradient_penalty = 0.0
   config.loss.r1_gamma = 0.0
+  # AC-GAN's classification loss weight (model.class_head='acgan' only): D's cross-entropy
+  # on real and fake images' classes, and G's on its fakes', added to their losses.
+  config.loss.class_weight = 1.0
 
   # Augmentations of everything D sees, real and fake (gan/augment/): comma-separated
   # names, e.g. 'flip'; '' none, as the seed.

@@ -45,6 +45,14 @@ def add_conditioning(config: ml_collections.ConfigDict) -> None:
     config.eval.metrics = (*config.eval.metrics, 'per_class')
 
 
+def add_auxiliary_classifier(config: ml_collections.ConfigDict) -> None:
+  """Conditional G, and D with AC-GAN's auxiliary classifier (Odena et al. 2017) in place of
+  the projection term: D learns to tell the class of real and fake images, G to make its
+  fakes classified as the class asked for (`loss.class_weight`)."""
+  add_conditioning(config)
+  config.model.class_head = 'acgan'
+
+
 def set_adam(config: ml_collections.ConfigDict, learning_rate: float, b1: float, b2: float,
              eps: float = 1e-8, schedule: str = 'constant') -> None:
   """The same Adam for G and D, with optax's epsilon (the papers' PyTorch and Chainer

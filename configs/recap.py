@@ -20,6 +20,7 @@ ablation of docs/results.md; each combines with smoke ('ema,smoke'):
   all       the three together
   conditional  class-conditional BatchNorm in G and a projection head in D: ask for a
             class ('diffaug,conditional' is the conditional twin of 'diffaug')
+  acgan     conditional, with AC-GAN's auxiliary classifier in D instead of the projection
 
   python train.py --config configs/recap.py:all --workdir runs/recap_all \
       --config.train.time_budget_minutes=20
@@ -41,6 +42,7 @@ VARIANTS = {
                                                    improvements.add_spectral_norm_hinge,
                                                    improvements.add_diffaugment)],
     'conditional': improvements.add_conditioning,
+    'acgan': improvements.add_auxiliary_classifier,
 }
 
 

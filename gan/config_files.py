@@ -89,6 +89,7 @@ def upgrade(stored: dict) -> dict:
   if model.get('name') == 'dcgan' and 'dcgan' not in model:
     model['dcgan'] = {name: model.pop(name) for name in _DCGAN_FIELDS if name in model}
   model.setdefault('conditional', False)
+  model.setdefault('class_head', 'projection')
   if 'dcgan' in model:
     for net in ('G', 'D'):
       model['dcgan'][net].setdefault('spectral_norm', False)
@@ -99,6 +100,7 @@ def upgrade(stored: dict) -> dict:
   config.setdefault('augment', {'policy': ''})
   for name in ('gradient_penalty', 'r1_gamma'):
     config['loss'].setdefault(name, 0.0)
+  config['loss'].setdefault('class_weight', 1.0)
   for name, value in (('g_batch_size', 0), ('n_dis', 1), ('g_ema_decay', 0.0),
                       ('g_ema_half_life_kimg', 0.0), ('time_budget_minutes', 0.0),
                       ('require_accelerator', False)):

@@ -101,12 +101,28 @@ class Networks:
     `key` is this call's own stream; the augmentation and the dropout masks draw from
     its named sub-streams.
     """
+    logits, collections, _ = self.discriminate_train_with_classes(params, collections, images,
+                                                                  labels, key)
+    return logits, collections
+
+  def discriminate_train_with_classes(self, params, collections: dict, images: Array,
+                                      labels: Array | None, key: Array
+                                      ) -> tuple[Array, dict, Array | None]:
+    """`discriminate_train`, and the class logits [N, classes] of an AC-GAN D (None for
+    any other D)."""
     if self._augment is not None:
       images = self._augment(streams.named(key, 'augment'), images)
     logits, updates = self.discriminator.apply(
         {'params': params, **collections}, images, labels, train=True,
-        mutable=list(models.STATE_COLLECTIONS), rngs={'dropout': self.dropout_key(key)})
-    return logits, _all_collections(updates)
+        mutable=[*models.STATE_COLLECTIONS, models.INTERMEDIATES],
+        rngs={'dropout': self.dropout_key(key)})
+    sown = updates.get(models.INTERMEDIATES, {}).get(models.CLASS_LOGITS)
+    return logits, _all_collections(updates), None if sown is None else sown[0]
+
+  @property
+  def auxiliary_classifier(self) -> bool:
+    """Whether D has an AC-GAN head (its class logits train with the AC-GAN loss)."""
+    return self.conditional and self.spec.class_head == 'acgan'
 
   def dropout_key(self, key: Array) -> Array:
     """The dropout key of a D call with stream `key`, of PRNG `train.dropout_rng`."""

@@ -26,6 +26,7 @@ import optax
 from jax.sharding import Mesh
 
 from gan import data, losses, parallel, regularizers, streams
+from gan.losses import auxiliary_classifier
 from gan.networks import Networks
 from gan.schedule import images_per_step
 from gan.state import GANState, NetState, ema_decay, keeps_g_ema
@@ -59,6 +60,7 @@ class _Updates:
     self.r1_gamma = config.loss.r1_gamma
     self.n_dis = config.train.n_dis
     self.g_batch_size = g_batch_size(config)
+    self.class_weight = config.loss.class_weight if networks.auxiliary_classifier else 0.0
 
   def draw(self, key: Array, num: int) -> tuple[Array, Array | None]:
     """(z, labels) of `num` fakes from stream `key`."""
@@ -72,19 +74,34 @@ class _Updates:
     return fake, labels, stats
 
   def d_forward(self, d: NetState, params, real: Batch, fake: Array, fake_labels, key: Array):
-    """Real then fake through D, its statistics updated in that order (as Keras does)."""
-    real_logits, stats = self.nets.discriminate_train(
+    """Real then fake through D, its statistics updated in that order (as Keras does):
+    (real logits, fake logits, D's state collections, (real, fake) class logits of an
+    AC-GAN D or Nones)."""
+    real_logits, stats, real_classes = self.nets.discriminate_train_with_classes(
         params, d.collections, data.to_float(real['image']),
         self.nets.real_labels(real['label']), streams.named(key, 'real'))
-    fake_logits, stats = self.nets.discriminate_train(params, stats, fake, fake_labels,
-                                                      streams.named(key, 'fake'))
-    return real_logits, fake_logits, stats
+    fake_logits, stats, fake_classes = self.nets.discriminate_train_with_classes(
+        params, stats, fake, fake_labels, streams.named(key, 'fake'))
+    return real_logits, fake_logits, stats, (real_classes, fake_classes)
+
+  def g_objective(self, fake_logits: Array, fake_classes: Array | None, fake_labels) -> Array:
+    """G's loss, with AC-GAN's classification term on its fakes when D has the head."""
+    loss = self.loss.g_loss(fake_logits)
+    if self.class_weight:
+      loss = loss + self.class_weight * auxiliary_classifier.class_loss(fake_classes, fake_labels)
+    return loss
 
   def d_objective(self, d: NetState, params, real: Batch, fake: Array, fake_labels, key: Array):
     """(D's loss with its penalties, (real logits, fake logits, D's state collections, the
-    penalties by metric name))."""
-    real_logits, fake_logits, stats = self.d_forward(d, params, real, fake, fake_labels, key)
+    penalties by metric name, the fakes' class logits of an AC-GAN D or None))."""
+    real_logits, fake_logits, stats, (real_classes, fake_classes) = self.d_forward(
+        d, params, real, fake, fake_labels, key)
     loss, penalties = self.loss.d_loss(real_logits, fake_logits), {}
+    if self.class_weight:
+      penalties['D/class_loss'] = (
+          auxiliary_classifier.class_loss(real_classes, real['label'])
+          + auxiliary_classifier.class_loss(fake_classes, fake_labels))
+      loss = loss + self.class_weight * penalties['D/class_loss']
     if self.gradient_penalty or self.r1_gamma:
       real_images, real_labels = data.to_float(real['image']), self.nets.real_labels(real['label'])
       logits_of = lambda name: lambda images: self.nets.discriminate_train(
@@ -96,7 +113,7 @@ class _Updates:
       if self.r1_gamma:
         penalties['D/r1'] = regularizers.r1_penalty(logits_of('r1'), real_images)
         loss = loss + self.r1_gamma * penalties['D/r1']
-    return loss, (real_logits, fake_logits, stats, penalties)
+    return loss, (real_logits, fake_logits, stats, penalties, fake_classes)
 
   def d_metrics(self, d_loss, real_logits, fake_logits, d_grads) -> Metrics:
     return {'D/loss': d_loss, 'D/acc_real': losses.accuracy_real(real_logits),
@@ -121,10 +138,10 @@ def make_simultaneous_step(config: ml_collections.ConfigDict, networks: Networks
 
     def forward(g_params, d_params):
       fake, fake_labels, g_stats = up.generate(state.g, g_params, key, num)
-      d_loss, (real_logits, fake_logits, d_stats, penalties) = up.d_objective(
+      d_loss, (real_logits, fake_logits, d_stats, penalties, fake_classes) = up.d_objective(
           state.d, d_params, batch, fake, fake_labels, key)
       aux = (real_logits, fake_logits, g_stats, d_stats, penalties)
-      return (up.loss.g_loss(fake_logits), d_loss), aux
+      return (up.g_objective(fake_logits, fake_classes, fake_labels), d_loss), aux
 
     (g_loss, d_loss), pullback, aux = jax.vjp(forward, state.g.params, state.d.params,
                                               has_aux=True)
@@ -157,7 +174,7 @@ def make_alternating_updates(config: ml_collections.ConfigDict, networks: Networ
     fake = jax.lax.stop_gradient(fake)
 
     objective = lambda d_params: up.d_objective(state.d, d_params, real, fake, fake_labels, key)
-    (d_loss, (real_logits, fake_logits, d_stats, penalties)), d_grads = jax.value_and_grad(
+    (d_loss, (real_logits, fake_logits, d_stats, penalties, _)), d_grads = jax.value_and_grad(
         objective, has_aux=True)(state.d.params)
     return (state.replace(d=_apply_grads(state.d, d_grads, d_stats)),
             {**up.d_metrics(d_loss, real_logits, fake_logits, d_grads), **penalties})
@@ -167,9 +184,9 @@ def make_alternating_updates(config: ml_collections.ConfigDict, networks: Networ
 
     def objective(g_params):
       fake, fake_labels, g_stats = up.generate(state.g, g_params, key, up.g_batch_size)
-      fake_logits, _ = networks.discriminate_train(state.d.params, state.d.collections, fake,
-                                                   fake_labels, streams.named(key, 'fake'))
-      return up.loss.g_loss(fake_logits), g_stats
+      fake_logits, _, fake_classes = networks.discriminate_train_with_classes(
+          state.d.params, state.d.collections, fake, fake_labels, streams.named(key, 'fake'))
+      return up.g_objective(fake_logits, fake_classes, fake_labels), g_stats
 
     (g_loss, g_stats), g_grads = jax.value_and_grad(objective, has_aux=True)(state.g.params)
     return (state.replace(g=_apply_grads(state.g, g_grads, g_stats)),

@@ -210,3 +210,43 @@ def test_conditional_smoke_runs_resume_exactly_with_class_rows(spec, tiny_cifar_
   grid = iio.imread(visualize.grid_files(tmp_path / 'straight')[-1][1])
   size = config.eval.grid_size
   assert grid.shape[0] == 10 * 34 + 2 and grid.shape[1] > size * 34 + 2
+
+
+def test_an_acgan_d_sows_class_logits_and_its_logit_ignores_the_labels():
+  networks, _, d_vars, _, images = _init(load_config('configs/recap.py:acgan'))
+  assert networks.auxiliary_classifier
+  labels = jnp.arange(6, dtype=jnp.int32)
+  logits, _, classes = networks.discriminate_train_with_classes(
+      d_vars['params'], {'batch_stats': d_vars['batch_stats'], 'spectral_norm': {}}, images,
+      labels, jax.random.key(3))
+  other, _, other_classes = networks.discriminate_train_with_classes(
+      d_vars['params'], {'batch_stats': d_vars['batch_stats'], 'spectral_norm': {}}, images,
+      (labels + 1) % 10, jax.random.key(3))
+  assert classes.shape == (6, 10) and logits.shape == (6,)
+  np.testing.assert_array_equal(logits, other)  # The class is D's output, not its input.
+  np.testing.assert_array_equal(classes, other_classes)
+  projection = Networks(load_config('configs/recap.py:conditional'))
+  assert not projection.auxiliary_classifier
+
+
+def test_the_acgan_loss_enters_both_networks_updates(tiny_cifar_dir):
+  from gan import data, steps
+  from gan.state import create_state
+  results = {}
+  for weight in (0.0, 1.0):
+    config = load_config('configs/recap.py:acgan,smoke')  # The simultaneous rule.
+    config.data.dir = str(tiny_cifar_dir)
+    config.loss.class_weight = weight
+    networks = Networks(config)
+    images, labels = data.load(config.data)
+    batch = {'image': jnp.asarray(images[:16]), 'label': jnp.asarray(labels[:16])}
+    results[weight] = jax.jit(steps.make_step_fn(config, networks))(
+        create_state(config, networks), batch)
+  with_term, without = results[1.0][1], results[0.0][1]
+  assert 'D/class_loss' in with_term and 'D/class_loss' not in without
+  # Two cross-entropies of 10 classes from near-uniform logits: about 2 log 10.
+  assert 3.0 < float(with_term['D/class_loss']) < 6.0
+  for net in ('g', 'd'):  # Each network's update moved by the classification term.
+    a = jax.tree_util.tree_leaves(getattr(results[1.0][0], net).params)
+    b = jax.tree_util.tree_leaves(getattr(results[0.0][0], net).params)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, b)), net

@@ -16,12 +16,16 @@ returned must meet the contract:
 `z` is [N, latent_dim]; `labels` is None for an unconditional model, int32 [N] in
 [0, num_classes) for a conditional one. BatchNorm statistics live in the `batch_stats`
 collection, spectral norm's vectors in `spectral_norm` (`STATE_COLLECTIONS`; both updated
-in train mode only), dropout draws from the `dropout` rng stream. Only `gan.networks` calls them.
+in train mode only), dropout draws from the `dropout` rng stream. A conditional D with
+`model.class_head='acgan'` also sows class logits [N, classes] as
+`intermediates/class_logits` (`gan.models.conditioning.class_term`). Only `gan.networks`
+calls them.
 """
 
 from gan.models import dcgan, resnet, sngan_cnn  # noqa: F401  (the built-in families register on import)
-from gan.models.registry import (FAMILIES, STATE_COLLECTIONS, Family, ModelSpec, build_models,
+from gan.models.registry import (CLASS_HEADS, CLASS_LOGITS, FAMILIES, INTERMEDIATES,
+                                 STATE_COLLECTIONS, Family, ModelSpec, build_models,
                                  family_block, problems, register, spec_of)
 
-__all__ = ['FAMILIES', 'STATE_COLLECTIONS', 'Family', 'ModelSpec', 'build_models',
+__all__ = ['CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES', 'STATE_COLLECTIONS', 'Family', 'ModelSpec', 'build_models',
            'family_block', 'problems', 'register', 'spec_of']

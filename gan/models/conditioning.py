@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan.models import registry
 from gan.models.layers import apply_layer
 
 Array = jax.Array
@@ -75,6 +76,26 @@ def batch_norm(num_classes: int, train: bool, momentum: float, epsilon: float, d
                                 name=name, **extra)(x, labels, condition)
 
   return norm
+
+
+def class_term(module: nn.Module, head: str, features: Array, labels: Array,
+               num_classes: int, spectral_norm: bool, train: bool, dtype=jnp.float32) -> Array:
+  """What a conditional D adds to its logit from its features h [N, F] (call it from the
+  compact `__call__` of `module`, D itself):
+
+  - 'projection': <embed(y), h> (`projection`);
+  - 'acgan': nothing; an auxiliary classifier Dense(classes)(h) whose logits [N, classes]
+    D sows as `intermediates/class_logits`, for the AC-GAN loss (Odena et al. 2017).
+  """
+  if head == 'projection':
+    return projection(features, labels, num_classes, spectral_norm, train, dtype)
+  if head != 'acgan':
+    raise ValueError(f'Unknown class head {head!r}; use one of {list(registry.CLASS_HEADS)}.')
+  classifier = nn.Dense(num_classes, kernel_init=nn.initializers.xavier_uniform(),
+                        dtype=dtype, name='ClassHead')
+  class_logits = apply_layer(classifier, features, spectral_norm, train).astype(jnp.float32)
+  module.sow(registry.INTERMEDIATES, registry.CLASS_LOGITS, class_logits)
+  return jnp.zeros(features.shape[0], jnp.float32)
 
 
 def projection(features: Array, labels: Array, num_classes: int, spectral_norm: bool,

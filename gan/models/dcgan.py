@@ -124,6 +124,7 @@ class DCGANDiscriminator(nn.Module):
   strided_conv_impl: str
   spectral_norm: bool = False
   winograd: bool = True
+  class_head: str = 'projection'  # Of a conditional D: conditioning.class_term.
   num_classes: int = 0  # > 0: a projection term on the labels.
   dtype: jnp.dtype = jnp.float32
 
@@ -146,8 +147,8 @@ class DCGANDiscriminator(nn.Module):
                              name='Dense_0'), x, self.spectral_norm, train)
     logits = logits[:, 0].astype(jnp.float32)
     if self.num_classes:
-      logits += conditioning.projection(x, labels, self.num_classes, self.spectral_norm, train,
-                                        self.dtype)
+      logits += conditioning.class_term(self, self.class_head, x, labels, self.num_classes,
+                                        self.spectral_norm, train, self.dtype)
     return logits
 
 
@@ -210,5 +211,6 @@ def build(block: ml_collections.ConfigDict,
       leaky_slope=block.D.leaky_slope, dropout=block.D.dropout,
       bn_momentum=block.bn_momentum, bn_epsilon=block.bn_epsilon,
       strided_conv_impl=block.strided_conv_impl, spectral_norm=block.D.spectral_norm,
-      winograd=block.winograd, num_classes=num_classes, dtype=spec.dtype)
+      winograd=block.winograd, num_classes=num_classes, class_head=spec.class_head,
+      dtype=spec.dtype)
   return generator, discriminator

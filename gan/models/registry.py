@@ -16,6 +16,10 @@ from gan import data
 BATCH_STATS = 'batch_stats'
 SPECTRAL_NORM = 'spectral_norm'
 STATE_COLLECTIONS = (BATCH_STATS, SPECTRAL_NORM)
+# Where an AC-GAN D leaves its class logits: `intermediates/class_logits` (sown).
+INTERMEDIATES = 'intermediates'
+CLASS_LOGITS = 'class_logits'
+CLASS_HEADS = ('projection', 'acgan')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +29,7 @@ class ModelSpec:
   num_classes: int                   # Labels are in [0, num_classes).
   latent_dim: int                    # z is [N, latent_dim].
   conditional: bool                  # Whether G and D are given labels (else None).
+  class_head: str                    # A conditional D's: 'projection' or 'acgan'.
   dtype: jnp.dtype                   # Compute dtype; parameters stay float32.
 
 
@@ -58,6 +63,7 @@ def spec_of(config: ml_collections.ConfigDict) -> ModelSpec:
   dataset = data.dataset_spec(config.data)
   return ModelSpec(image_shape=dataset.image_shape, num_classes=dataset.num_classes,
                    latent_dim=config.model.latent_dim, conditional=config.model.conditional,
+                   class_head=config.model.class_head,
                    dtype=jnp.dtype(config.model.compute_dtype))
 
 
@@ -82,6 +88,12 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
   family = FAMILIES[name]
   if config.model.conditional and not family.conditional:
     return [f'model.conditional=True but family {name!r} takes no labels.']
+  if config.model.class_head not in CLASS_HEADS:
+    return [f'model.class_head={config.model.class_head!r} is unknown; use one of '
+            f'{list(CLASS_HEADS)}.']
+  if config.model.class_head == 'acgan' and not config.model.conditional:
+    return ["model.class_head='acgan' classifies the classes of a conditional model: set "
+            "model.conditional=True (or class_head='projection')."]
   return [f'model.{name}.{problem}' for problem in family.validate(block, spec_of(config))]
 
 

@@ -167,7 +167,8 @@ class ResNetDiscriminator(nn.Module):
   downsample: tuple[bool, ...]
   spectral_norm: bool = True
   winograd: bool = True
-  num_classes: int = 0  # > 0: the projection term on the pooled features.
+  num_classes: int = 0  # > 0: the class term on the pooled features.
+  class_head: str = 'projection'  # Of a conditional D: conditioning.class_term.
   weight_init: str = 'xavier'
   dtype: jnp.dtype = jnp.float32
 
@@ -185,8 +186,8 @@ class ResNetDiscriminator(nn.Module):
                                 x, self.spectral_norm, train)
     logits = logits[:, 0].astype(jnp.float32)
     if self.num_classes:
-      logits += conditioning.projection(x, labels, self.num_classes, self.spectral_norm, train,
-                                        self.dtype)
+      logits += conditioning.class_term(self, self.class_head, x, labels, self.num_classes,
+                                        self.spectral_norm, train, self.dtype)
     return logits
 
 
@@ -228,5 +229,5 @@ def build(block: ml_collections.ConfigDict,
   discriminator = ResNetDiscriminator(
       channels=block.D.channels, downsample=tuple(block.D.downsample),
       spectral_norm=block.D.spectral_norm, winograd=block.winograd, num_classes=num_classes,
-      weight_init=block.weight_init, dtype=spec.dtype)
+      class_head=spec.class_head, weight_init=block.weight_init, dtype=spec.dtype)
   return generator, discriminator
