@@ -84,3 +84,29 @@ def test_metrics_are_chosen_by_name(smoke_config, tmp_path, fid_cache):
   record = evaluate.evaluate_run(tmp_path, 20, 'test', batch_size=10,
                                  metric_names=['recognisability'])
   assert 'eval/recognisable' in record and 'eval/fid' not in record and 'eval/kid' not in record
+
+
+def test_a_conditional_run_is_scored_per_class(tiny_cifar_dir, tmp_path, fid_cache):
+  """During training: class-balanced samples, the classifier's confusion matrix against
+  the classes asked for, intra-FID against each class's reference images, and
+  confusion.png drawn from the last such record."""
+  from configs import recap
+  config = recap.get_config('conditional,smoke')
+  config.data.dir = str(tiny_cifar_dir)
+  config.log.progress_bar = False
+  config.eval.every = '2 epochs'
+  config.eval.num_samples = 40
+  config.eval.reference_split = 'train'  # 120 images: at least 6 a class for intra-FID.
+  config.eval.batch_size = 10
+  assert 'per_class' in config.eval.metrics
+  loop.train_and_evaluate(config, tmp_path)
+  record = [r for r in map(json.loads, (tmp_path / 'metrics.jsonl').read_text().splitlines())
+            if 'eval/num_samples' in r][-1]
+  confusion = np.array(record['eval/confusion'])
+  assert confusion.shape == (10, 10) and confusion.sum(axis=1).tolist() == [4] * 10  # Balanced.
+  assert record['eval/class_accuracy'] == np.trace(confusion) / 40
+  np.testing.assert_allclose(record['eval/class_accuracy_per_class'], np.diag(confusion) / 4)
+  assert len(record['eval/intra_fid_per_class']) == 10
+  assert all(np.isfinite(f) and f > 0 for f in record['eval/intra_fid_per_class'])
+  np.testing.assert_allclose(record['eval/intra_fid'], np.mean(record['eval/intra_fid_per_class']))
+  assert np.isfinite(record['eval/fid']) and (tmp_path / 'confusion.png').exists()
