@@ -9,7 +9,7 @@ import os
 
 import ml_collections
 
-from gan import augment, data, losses, metrics, models, networks, optim, schedule, steps
+from gan import augment, data, losses, metrics, models, networks, optim, schedule, steps, updates
 from gan.metrics import METRICS
 
 
@@ -57,7 +57,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   if train.update_rule == 'simultaneous':
     need(train.n_dis == 1, f"train.n_dis={train.n_dis}: the 'simultaneous' rule makes one D "
          f"update a step; use update_rule='alternating' for more.")
-    need(steps.g_batch_size(config) == train.batch_size,
+    need(updates.g_batch_size(config) == train.batch_size,
          f"train.g_batch_size={train.g_batch_size}: the 'simultaneous' rule takes G's loss "
          f"from D's fake batch, so G's batch is train.batch_size; set 0 or use "
          f"update_rule='alternating'.")

@@ -9,16 +9,21 @@ from gan import loop, sample, visualize
 from gan.metrics import fid
 
 
-@pytest.fixture(scope='module')
-def run(tmp_path_factory, tiny_cifar_dir):
+def _trained(tmp_path_factory, tiny_cifar_dir, variant: str):
+  """The folder of a finished recap smoke run of `variant`, on the tiny data."""
   from configs import recap
-  config = recap.get_config('ema,smoke')  # An EMA kept: the samples are its.
+  config = recap.get_config(variant)
   config.data.dir = str(tiny_cifar_dir)
   config.log.progress_bar = False
   config.log.tensorboard = False
   workdir = tmp_path_factory.mktemp('run')
   loop.train_and_evaluate(config, workdir)
   return workdir
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory, tiny_cifar_dir):
+  return _trained(tmp_path_factory, tiny_cifar_dir, 'ema,smoke')  # The samples are the EMA's.
 
 
 def test_grid_npz_pngs_and_gif_are_written_and_reproduce(run, tmp_path, capsys):
@@ -49,14 +54,7 @@ def test_grid_npz_pngs_and_gif_are_written_and_reproduce(run, tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def conditional_run(tmp_path_factory, tiny_cifar_dir):
-  from configs import recap
-  config = recap.get_config('conditional,smoke')
-  config.data.dir = str(tiny_cifar_dir)
-  config.log.progress_bar = False
-  config.log.tensorboard = False
-  workdir = tmp_path_factory.mktemp('conditional_run')
-  loop.train_and_evaluate(config, workdir)
-  return workdir
+  return _trained(tmp_path_factory, tiny_cifar_dir, 'conditional,smoke')
 
 
 def test_a_conditional_run_samples_per_class_and_one_class(conditional_run, tmp_path):
