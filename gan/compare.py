@@ -102,7 +102,7 @@ def design_of(config) -> str:
   if state.keeps_g_ema(config):
     parts.append('EMA')
   if config.model.conditional:
-    parts.append('conditional')
+    parts.append('AC-GAN' if config.model.class_head == 'acgan' else 'projection')
   return ', '.join(parts)
 
 
