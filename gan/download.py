@@ -24,6 +24,8 @@ from pathlib import Path
 
 import tqdm
 
+from gan.cache import cache_dir
+
 URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'
 SIZE = 170_052_171
 SHA256 = 'c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd'
@@ -35,10 +37,6 @@ MEMBERS = tuple(f'{FOLDER}/{name}.bin' for name in
 
 class DownloadError(OSError):
   """The archive could not be fetched, or is not the one expected."""
-
-
-def cache_dir() -> Path:
-  return Path(os.environ.get('GAN_CACHE_DIR') or Path.home() / '.cache' / 'gan')
 
 
 def cached_folder() -> Path | None:

