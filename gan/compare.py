@@ -10,7 +10,8 @@ img/s as the median over its logged windows, wall time as its last logged `time_
 last epoch (single steps of a GAN are too noisy to compare), and sample quality from its
 latest evaluation record with the most samples (`python -m gan.evaluate` or `eval.every`):
 FID and KID, the recognisable share and class entropy, the class accuracy and intra-FID of
-conditional runs, IS when measured, and the sample count. The FID curves use each run's most frequent protocol (sample count and reference):
+conditional runs, IS when measured, and the sample count. The FID curves use each run's
+most frequent protocol (sample count and reference):
 cheap evaluations of kept checkpoints (`gan.evaluate --step`) draw the curve while one large
 final evaluation fills the table.
 """

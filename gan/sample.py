@@ -103,11 +103,10 @@ class Sampler:
 
   def grid(self, size: int, fixed_class: int | None = None) -> np.ndarray:
     labels = visualize.grid_labels(size, size, len(self.class_names), self.conditional, fixed_class)
-    picture = visualize.grid(self.images(self.z('grid', size * size), labels), size)
-    if labels is not None and fixed_class is None:
-      picture = visualize.name_rows(picture, [self.class_names[c] for c in labels[::size]],
-                          self.networks.spec.image_shape[0])
-    return picture
+    names = None
+    if labels is not None and fixed_class is None:  # One class a row: name the rows.
+      names = [self.class_names[c] for c in labels[::size]]
+    return visualize.named_grid(self.images(self.z('grid', size * size), labels), size, names)
 
   def image_set(self, num: int, fixed_class: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -68,13 +68,18 @@ def grid_files(workdir: str | Path) -> list[tuple[int, Path]]:
   return sorted((int(p.stem.split('_')[1]), p) for p in paths)
 
 
+def named_grid(images: np.ndarray, rows: int,
+               row_names: Sequence[str] | None = None) -> np.ndarray:
+  """`grid` of uint8 images, each row's name beside it when given (a conditional run's
+  classes)."""
+  picture = grid(images, rows)
+  return picture if row_names is None else name_rows(picture, list(row_names), images.shape[1])
+
+
 def save_grid(images: np.ndarray, path: str | Path, rows: int,
               row_names: Sequence[str] | None = None) -> None:
-  """Saves [N, H, W, 3] images in [-1, 1] as a PNG grid with `rows` rows, each row's name
-  beside it when given (a conditional run's classes)."""
-  picture = grid(to_uint8(images), rows)
-  if row_names is not None:
-    picture = name_rows(picture, list(row_names), images.shape[1])
+  """Saves [N, H, W, 3] images in [-1, 1] as a PNG `named_grid` with `rows` rows."""
+  picture = named_grid(to_uint8(images), rows, row_names)
   with atomic.replacing(path) as temporary:
     iio.imwrite(temporary, picture)
 

@@ -27,5 +27,6 @@ from gan.models.registry import (CLASS_HEADS, CLASS_LOGITS, FAMILIES, INTERMEDIA
                                  STATE_COLLECTIONS, Family, ModelSpec, build_models,
                                  family_block, problems, register, spec_of)
 
-__all__ = ['CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES', 'STATE_COLLECTIONS', 'Family', 'ModelSpec', 'build_models',
+__all__ = ['CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES', 'STATE_COLLECTIONS',
+           'Family', 'ModelSpec', 'build_models',
            'family_block', 'problems', 'register', 'spec_of']

@@ -1,7 +1,8 @@
-"""Class conditioning: conditional BatchNorm for G, the projection term for D.
+"""Class conditioning: conditional BatchNorm for G; D's class term, the projection or an
+AC-GAN head.
 
 A family takes `num_classes` (0 for an unconditional model) and builds its normalisation
-through `batch_norm` and its class term through `projection`, so an unconditional model's
+through `batch_norm` and its class term through `class_term`, so an unconditional model's
 parameters (and checkpoints) stay those of the plain design.
 """
 

@@ -10,9 +10,11 @@ iteration a call, its vectors in their own `spectral_norm` collection, so they a
 updated in train steps only and checkpointed with the state).
 
 Conditional (`model.conditional`): G's BatchNorms become class-conditional (a per-class
-gain and bias) and D adds the projection term <embed(y), h> on its flattened features
-(`gan.models.conditioning`); unconditional, both take `labels` by the model contract and
-ignore them, with the plain design's parameters.
+gain and bias) and D adds its class term on its flattened features: the projection
+<embed(y), h>, or an AC-GAN head (`model.class_head`, `gan.models.conditioning`).
+Unconditional, both take `labels` by the model contract and ignore them, with the plain
+design's parameters.
+
 The strided layers run as `gan.ops` rewrites on the CPU (`conv_transpose_impl`,
 `strided_conv_impl`), each computing the Flax layer's function with its parameters.
 """
@@ -125,7 +127,7 @@ class DCGANDiscriminator(nn.Module):
   spectral_norm: bool = False
   winograd: bool = True
   class_head: str = 'projection'  # Of a conditional D: conditioning.class_term.
-  num_classes: int = 0  # > 0: a projection term on the labels.
+  num_classes: int = 0  # > 0: the class term on the labels.
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact

@@ -156,8 +156,9 @@ class ResNetGenerator(nn.Module):
                  name=f'GBlock_{i}', **net)(x, labels, conditions[i], train)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)(x))
-    x = layers.apply_layer(_conv_layer(self.out_channels, 3, 'Conv_out', False, self.dtype,
-                                       self.winograd, self.weight_init), x, self.spectral_norm, train)
+    out = _conv_layer(self.out_channels, 3, 'Conv_out', False, self.dtype, self.winograd,
+                      self.weight_init)
+    x = layers.apply_layer(out, x, self.spectral_norm, train)
     return jnp.tanh(x).astype(jnp.float32)
 
 
@@ -181,9 +182,9 @@ class ResNetDiscriminator(nn.Module):
       x = DBlock(features=self.channels, downsample=down, optimized=i == 0,
                  name=f'DBlock_{i}', **net)(x, train)
     x = nn.relu(x).sum(axis=(1, 2))  # Global sum pooling, as SN-GAN.
-    logits = layers.apply_layer(nn.Dense(1, use_bias=False, kernel_init=kernel_init(self.weight_init),
-                                         dtype=self.dtype, name='Dense_0'),
-                                x, self.spectral_norm, train)
+    head = nn.Dense(1, use_bias=False, kernel_init=kernel_init(self.weight_init),
+                    dtype=self.dtype, name='Dense_0')
+    logits = layers.apply_layer(head, x, self.spectral_norm, train)
     logits = logits[:, 0].astype(jnp.float32)
     if self.num_classes:
       logits += conditioning.class_term(self, self.class_head, x, labels, self.num_classes,
