@@ -12,8 +12,10 @@ from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import traverse_util
 
+from gan import distributed
 from gan.state import GANState
 
 
@@ -25,7 +27,7 @@ class Checkpointer:
   """Saves and restores GANStates under `directory`, keeping the `max_to_keep` newest."""
 
   def __init__(self, directory: str | Path, max_to_keep: int):
-    self.directory = Path(directory).absolute()
+    self.directory = _checkpoint_path(directory)
     # cleanup_tmp_directories: the temporary folder of a save a kill interrupted is
     # removed when the run restarts (it never counted as a checkpoint).
     self._manager = ocp.CheckpointManager(
@@ -95,9 +97,10 @@ class Checkpointer:
     """Moves a checkpoint that does not restore to `<step>.broken` (kept for a look),
     so that the run saves that step afresh when it gets there again."""
     path = self.directory / str(step)
-    if path.exists():
+    if distributed.is_main() and path.exists():
       path.rename(path.with_name(f'{step}.broken'))
       print(f'WARNING: moved the checkpoint of step {step} to {path.name}.broken.', flush=True)
+    distributed.barrier(f'set aside checkpoint {step}')  # Before anyone lists the steps again.
     self._manager.reload()
 
   def restore(self, step: int, template: GANState,
@@ -197,6 +200,15 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _checkpoint_path(directory: str | Path) -> epath.Path:
+  """The checkpoint folder as orbax takes it: a local folder made absolute (the process
+  may change its working directory), a remote one (`gs://bucket/run/checkpoints`, which
+  every host of a multi-host run sees) as given, through etils' epath."""
+  if '://' in str(directory):
+    return epath.Path(str(directory))
+  return epath.Path(Path(directory).absolute())
 
 
 def _shapes_by_path(tree) -> dict[str, tuple]:

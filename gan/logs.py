@@ -26,10 +26,14 @@ class MetricWriter:
   undone by the restore) are dropped, so the file describes the run that continues.
   """
 
-  def __init__(self, workdir: str | Path, resume_step: int, tensorboard: bool):
+  def __init__(self, workdir: str | Path, resume_step: int, tensorboard: bool,
+               writes: bool = True):
     self.path = Path(workdir) / 'metrics.jsonl'
     # The training seconds the kept records reached: a resumed run's clock goes on there.
     self.resumed_seconds = 0.0
+    self._file = self._tensorboard = None
+    if not writes:  # A process of a multi-host run other than the main one: no files.
+      return
     if self.path.exists():
       lines, records, torn = atomic.read_json_lines(self.path)
       if torn:
@@ -41,7 +45,6 @@ class MetricWriter:
       self.resumed_seconds = max((record.get('time_s', 0.0) for _, record in kept),
                                  default=0.0)
     self._file = open(self.path, 'a')
-    self._tensorboard = None
     if tensorboard:
       from tensorboardX import SummaryWriter  # Imported only when asked for.
       # On resume, TensorBoard drops the events of steps after the checkpoint that an
@@ -52,6 +55,8 @@ class MetricWriter:
                                         filename_suffix=f'.from_step_{resume_step}')
 
   def write(self, record: dict) -> None:
+    if self._file is None:
+      return
     self._file.write(json.dumps(record) + '\n')
     if self._tensorboard is not None:
       for key, value in record.items():
@@ -59,11 +64,15 @@ class MetricWriter:
           self._tensorboard.add_scalar(key, value, record['step'])
 
   def flush(self) -> None:
+    if self._file is None:
+      return
     self._file.flush()
     if self._tensorboard is not None:
       self._tensorboard.flush()
 
   def close(self) -> None:
+    if self._file is None:
+      return
     self._file.close()
     if self._tensorboard is not None:
       self._tensorboard.close()

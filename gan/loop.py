@@ -33,7 +33,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from gan import atomic, checkpoint, config_files, data, logs, parallel, schedule, steps, streams
+from gan import atomic, checkpoint, config_files, data, distributed, logs, parallel, schedule
+from gan import steps, streams
 from gan import visualize
 from gan.networks import Networks
 from gan.state import GANState, create_state, sampling_variables
@@ -56,9 +57,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   mesh = parallel.make_mesh()
   validate_config(config, num_devices=mesh.size)
   workdir = Path(workdir)
-  (workdir / 'samples').mkdir(parents=True, exist_ok=True)
-  for folder in (workdir, workdir / 'samples'):
-    atomic.remove_leftovers(folder)  # Of a write a kill interrupted.
+  # One process writes the run's files; every process computes every step, grid and
+  # evaluation (they are collectives over the mesh) and saves the checkpoints with it.
+  main = distributed.is_main()
+  if main:
+    (workdir / 'samples').mkdir(parents=True, exist_ok=True)
+    for folder in (workdir, workdir / 'samples'):
+      atomic.remove_leftovers(folder)  # Of a write a kill interrupted.
 
   images, labels = data.load(config.data)
   dataset = {'image': images, 'label': labels}
@@ -81,10 +86,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   if step > total_steps:
     raise ValueError(f'The checkpoint in {workdir} is at step {step}, past the '
                      f'{total_steps} steps of train.num_epochs={config.train.num_epochs}.')
-  print(f'{"Resuming at" if step else "Starting"} step {step}/{total_steps} '
-        f'({steps_per_epoch} steps an epoch, {per_step} real images a step over '
-        f'{mesh.size} {jax.devices()[0].platform} device(s)) in {workdir}', flush=True)
-  config_files.record_config(config, workdir)
+  if main:
+    print(f'{"Resuming at" if step else "Starting"} step {step}/{total_steps} '
+          f'({steps_per_epoch} steps an epoch, {per_step} real images a step over '
+          f'{mesh.size} {jax.devices()[0].platform} device(s) in {jax.process_count()} '
+          f'process(es)) in {workdir}', flush=True)
+    config_files.record_config(config, workdir)
 
   def counters(at_step: int) -> dict:
     return {'step': at_step, 'epoch': clock.epoch(at_step), 'kimg': clock.kimg(at_step),
@@ -98,12 +105,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   checkpoint_every = schedule.parse(config.checkpoint.every)
 
   def save_samples() -> None:
-    visualize.save_grid(sample(sampling_variables(state)), visualize.grid_path(workdir, step),
-                        grid_rows, row_names)
+    images = sample(sampling_variables(state))  # On every process: a computation on the mesh.
+    if main:
+      visualize.save_grid(images, visualize.grid_path(workdir, step), grid_rows, row_names)
 
   if step == 0:
     save_samples()
-  writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard)
+  writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard,
+                             writes=main)
   evaluator = None
   if eval_every is not None:
     from gan.evaluate import Evaluator, format_record  # The FID Inception only when asked for.
@@ -114,22 +123,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
               **evaluator(sampling_variables(state), config.eval.num_samples)}
     writer.write(record)
     writer.flush()
-    print(f'\nstep {step} (epoch {record["epoch"]:g}): {format_record(record)}', flush=True)
+    if main:
+      print(f'\nstep {step} (epoch {record["epoch"]:g}): {format_record(record)}', flush=True)
 
-  train_clock = logs.TrainClock(writer.resumed_seconds)
+  # The main process's log holds the run's time so far: every process's clock goes on there.
+  train_clock = logs.TrainClock(distributed.from_main(writer.resumed_seconds))
   buffer = logs.MetricBuffer(writer, counters, per_step, train_clock)
   budget_s = 60 * config.train.time_budget_minutes  # 0: none.
   budget_spent = lambda: bool(budget_s) and train_clock.seconds() >= budget_s
-  bar = logs.progress_bar(total_steps, step, config.log.progress_bar)
+  bar = logs.progress_bar(total_steps, step, config.log.progress_bar and main)
   last_step = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
   compiled: set[int] = set()  # The k of each call compiled so far.
-  over_budget = budget_spent()
+  over_budget = distributed.any_process([budget_spent()])[0]
+  stopping = False  # A stop asked for on any process, agreed by all after each call.
   try:
     with checkpoint.StopRequest() as stop:
-      while step < last_step and not stop.requested and not over_budget:
+      while step < last_step and not stopping and not over_budget:
         epoch, position = divmod(step, steps_per_epoch)
         order = data.epoch_permutation(config.seed, epoch, len(images))
-        while (position < steps_per_epoch and step < last_step and not stop.requested and
+        while (position < steps_per_epoch and step < last_step and not stopping and
                not over_budget):
           # Calls of k steps start at multiples of k into the epoch and never cross its
           # end, so a run compiles one program, plus one for the epoch's remainder when
@@ -159,6 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             # the log) agrees; budgeted runs sync the host once a call for it.
             buffer.flush()
             over_budget = not end and buffer.last['time_s'] >= budget_s
+          # Every process stops after the same call (a collective; free with one process).
+          stopping, over_budget = distributed.any_process([bool(stop.requested), over_budget])
           # The periodic work: each after the call that reaches its time, all at the end.
           if clock.due(samples_every, previous, step) or end:
             save_samples()
@@ -170,21 +184,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
       buffer.flush()
       checkpointer.save(state)
       if over_budget:
-        if not visualize.grid_path(workdir, step).exists():
-          save_samples()  # The budget's last grid, as the end of training would.
-        print(f'\nTime budget of {config.train.time_budget_minutes:g} min reached at step '
-              f'{step} ({clock.epoch(step):.2f} epochs); checkpoint saved.', flush=True)
-      if stop.requested:
-        print(f'\nStopped by {stop.requested} at step {step}; checkpoint saved. Rerun the '
-              f'same command to resume.', flush=True)
+        # The budget's last grid, as the end of training would (the main process's view).
+        if distributed.any_process([main and not visualize.grid_path(workdir, step).exists()])[0]:
+          save_samples()
+        if main:
+          print(f'\nTime budget of {config.train.time_budget_minutes:g} min reached at step '
+                f'{step} ({clock.epoch(step):.2f} epochs); checkpoint saved.', flush=True)
+      if stopping:
+        why = stop.requested or 'a stop asked of another process'
+        print(f'\n{distributed.describe()}Stopped by {why} at step {step}; checkpoint '
+              f'saved. Rerun the same command to resume.', flush=True)
   finally:
     bar.close()
     writer.close()
     checkpointer.close()
 
-  visualize.write_summaries(workdir, config.eval.gif_fps, config.eval.curve_smoothing,
-                            lambda at: f'epoch {clock.epoch(at):g}, {clock.kimg(at):g} kimg',
-                            row_names)
+  if main:
+    visualize.write_summaries(workdir, config.eval.gif_fps, config.eval.curve_smoothing,
+                              lambda at: f'epoch {clock.epoch(at):g}, {clock.kimg(at):g} kimg',
+                              row_names)
   return state
 
 
@@ -201,13 +219,16 @@ def _step_inputs(config: ml_collections.ConfigDict, dataset: dict, mesh: Mesh):
   steps.
 
   With `data.on_device` the uint8 dataset is copied to the devices once and each call
-  gathers its batches there; otherwise the host gathers them and copies them over.
+  gathers its batches there; otherwise each host gathers the rows of its own devices and
+  copies them over. Every process holds the same `idx` (the epoch's permutation is a
+  function of the seed), so all build the same global batch.
   """
   sharding = parallel.stacked_batch_sharding(mesh)
   if config.data.on_device:
     on_device = jax.device_put(dataset, parallel.replicated(mesh))
-    return lambda idx: (on_device, jax.device_put(idx.astype(np.int32), sharding))
-  return lambda idx: (None, jax.device_put({k: v[idx] for k, v in dataset.items()}, sharding))
+    return lambda idx: (on_device, parallel.global_batch(idx.astype(np.int32), sharding))
+  return lambda idx: (None, {key: parallel.gathered_batch(values, idx, sharding)
+                             for key, values in dataset.items()})
 
 
 def _sampler(config: ml_collections.ConfigDict, networks: Networks):

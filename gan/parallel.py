@@ -46,3 +46,18 @@ def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def global_batch(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """A host array that every process holds alike, as one global array laid out by
+  `sharding`: each process copies only the shards of its own devices."""
+  return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def gathered_batch(source: np.ndarray, indices: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """`source[indices]` as a global array laid out by `sharding` (over the leading
+  `indices.ndim` axes): each process gathers only the rows of its own devices, so a host
+  of a multi-host run reads its share of the batch and no more."""
+  shape = indices.shape + source.shape[1:]
+  return jax.make_array_from_callback(
+      shape, sharding, lambda index: source[indices[index[:indices.ndim]]])
