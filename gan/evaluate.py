@@ -51,7 +51,7 @@ class Evaluator:
         list(config.eval.metrics if metric_names is None else metric_names), self.context)
     self._networks = networks
     self._key = streams.run_keys(config.seed)['eval']
-    self._sample = networks.sampler()
+    self._sample = networks.sharded_sampler()
 
   def samples(self, g_variables, num_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 [N, H, W, C], labels or None): G's output quantised as the reference
@@ -71,10 +71,12 @@ class Evaluator:
     return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.context.reference}
 
 
-def generate_uint8(sample, g_variables, z: np.ndarray, labels: np.ndarray | None,
-                   batch: int) -> np.ndarray:
-  """uint8 [N, H, W, C] images of G (`sample`: `Networks.sampler()`) for latents `z` [N, D]
-  (and `labels` [N]), `batch` at a time: one program for every batch, the last padded."""
+def generate_uint8(sample: parallel.OverMesh, g_variables, z: np.ndarray,
+                   labels: np.ndarray | None, batch: int) -> np.ndarray:
+  """uint8 [N, H, W, C] images of G (`sample`: `Networks.sharded_sampler()`) for latents
+  `z` [N, D] (and `labels` [N]), `batch` at a time (rounded up to split over the devices):
+  one program for every batch, the last padded."""
+  batch = sample.batch_size(batch)
   out = []
   for start in range(0, len(z), batch):
     z_batch = z[start:start + batch]
@@ -82,7 +84,7 @@ def generate_uint8(sample, g_variables, z: np.ndarray, labels: np.ndarray | None
     z_batch = np.concatenate([z_batch, np.zeros((pad, z.shape[1]), z.dtype)])
     label_batch = None if labels is None else np.concatenate(
         [labels[start:start + batch], np.zeros(pad, labels.dtype)])
-    images = np.asarray(sample(g_variables, z_batch, label_batch))
+    images = sample(g_variables, z_batch, label_batch)
     out.append(visualize.to_uint8(images[:batch - pad]))
   return np.concatenate(out)
 

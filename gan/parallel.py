@@ -61,3 +61,32 @@ def gathered_batch(source: np.ndarray, indices: np.ndarray, sharding: NamedShard
   shape = indices.shape + source.shape[1:]
   return jax.make_array_from_callback(
       shape, sharding, lambda index: source[indices[index[:indices.ndim]]])
+
+
+class OverMesh:
+  """`fn(variables, *batches)` jitted with each batch split over every device of the mesh
+  (all hosts' devices in a multi-host run) and its result replicated, returned as numpy on
+  every process: evaluation's forward passes (G's samples, Inception features, the
+  classifier's logits) sharded over all devices. The batches are host arrays, alike on
+  every process (None passes through), whose length is a multiple of `multiple`."""
+
+  def __init__(self, fn, mesh: Mesh | None = None):
+    self.mesh = make_mesh() if mesh is None else mesh
+    self.multiple = self.mesh.size
+    self._fn = jax.jit(fn, out_shardings=replicated(self.mesh))
+
+  def batch_size(self, wanted: int) -> int:
+    """`wanted` rounded up to a multiple of the device count."""
+    return -(-wanted // self.multiple) * self.multiple
+
+  def put(self, variables):
+    """`variables` (host or device arrays) replicated on every device of the mesh."""
+    return jax.device_put(variables, replicated(self.mesh))
+
+  def __call__(self, variables, *batches):
+    if any(b is not None and len(b) % self.multiple for b in batches):
+      raise ValueError(f'Batches of {[None if b is None else len(b) for b in batches]} '
+                       f'do not split over {self.multiple} devices.')
+    sharded = [None if b is None else global_batch(np.asarray(b), batch_sharding(self.mesh))
+               for b in batches]
+    return jax.tree_util.tree_map(np.asarray, self._fn(variables, *sharded))

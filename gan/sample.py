@@ -88,7 +88,7 @@ class Sampler:
     self.truncation = truncation
     self.batch_size = batch_size
     self.class_names = data.dataset_spec(self.config.data).class_names
-    self._sample = self.networks.sampler()
+    self._sample = self.networks.sharded_sampler()
 
   @property
   def conditional(self) -> bool:

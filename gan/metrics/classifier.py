@@ -34,7 +34,7 @@ import numpy as np
 import optax
 import tqdm
 
-from gan import data
+from gan import data, parallel
 
 CLASSES = data.DATASETS['cifar10'].class_names
 WEIGHTS = Path(__file__).with_name('classifier_weights.npz')
@@ -231,10 +231,12 @@ class Recogniser:
     if variables is None:
       variables = load()
       temperature = shipped_temperature() if temperature is None else temperature
-    self._variables = variables
     self.temperature = 1.0 if temperature is None else temperature
-    self.batch_size = batch_size
-    self._logits = jax.jit(lambda v, x: predict_logits(self._model, v, x).astype(jnp.float32))
+    # Each batch split over every device (all hosts' in a multi-host run).
+    self._logits = parallel.OverMesh(
+        lambda v, x: predict_logits(self._model, v, x).astype(jnp.float32))
+    self.batch_size = self._logits.batch_size(batch_size)
+    self._variables = self._logits.put(variables)
 
   def logits(self, images: np.ndarray) -> np.ndarray:
     """Flip-averaged logits [N, 10], before the temperature."""
@@ -243,7 +245,7 @@ class Recogniser:
       raise ValueError(f'Expected uint8 images [N, 32, 32, 3], got {images.dtype} {images.shape}.')
     batch = self.batch_size
     padded = np.concatenate([images, np.zeros((-len(images) % batch, 32, 32, 3), np.uint8)])
-    out = [np.asarray(self._logits(self._variables, padded[i:i + batch]))
+    out = [self._logits(self._variables, padded[i:i + batch])
            for i in range(0, len(padded), batch)]
     return np.concatenate(out)[:len(images)]
 

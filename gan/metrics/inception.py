@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from gan import parallel
 from gan.metrics import weights
 
 Array = jax.Array
@@ -140,14 +141,17 @@ def make_network(static: dict):
 
 
 class FeatureExtractor:
-  """uint8 images -> pool3 features, jitted once for a fixed batch size."""
+  """uint8 images -> pool3 features, jitted once for a fixed batch size (rounded up to a
+  multiple of the device count), each batch split over every device (`parallel.OverMesh`)."""
 
-  def __init__(self, batch_size: int = 25, arrays: dict[str, np.ndarray] | None = None):
+  def __init__(self, batch_size: int = 25, arrays: dict[str, np.ndarray] | None = None,
+               mesh=None):
     params, static = prepare_params(arrays if arrays is not None else weights.load())
-    self.batch_size = batch_size
-    self._params = jax.device_put(params)
     network = make_network(static)
-    self._features = jax.jit(lambda params, images: network(params, preprocess(images)))
+    self._features = parallel.OverMesh(
+        lambda params, images: network(params, preprocess(images)), mesh)
+    self.batch_size = self._features.batch_size(batch_size)
+    self._params = self._features.put(params)
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
     """[N, H, W, 3] uint8 -> [N, 2048] float32, in batches (the last one padded)."""
@@ -162,5 +166,5 @@ class FeatureExtractor:
       chunk = images[start:start + self.batch_size]
       padded = np.concatenate([chunk, np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]),
                                                 np.uint8)]) if len(chunk) < self.batch_size else chunk
-      out.append(np.asarray(self._features(self._params, padded))[:len(chunk)])
+      out.append(self._features(self._params, padded)[:len(chunk)])
     return np.concatenate(out) if out else np.zeros((0, 2048), np.float32)
