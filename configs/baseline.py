@@ -178,6 +178,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every = '1 epoch'  # Also at the end and when stopped (SIGTERM, Ctrl-C).
   config.checkpoint.max_to_keep = 2
+  # Where the checkpoints go; '': <workdir>/checkpoints. A multi-host run whose workdir
+  # is process 0's own disk names a folder every host sees, e.g. gs://bucket/run/ckpt
+  # (orbax writes it through etils' epath and TensorStore; gs:// needs gcsfs).
+  config.checkpoint.directory = ''
 
   config.log = ml_collections.ConfigDict()
   config.log.tensorboard = True

@@ -1,8 +1,9 @@
 """Orbax checkpoints of the whole GANState (G, D, both optimizer states, the step, the
 images shown, the key, the EMA of G).
 
-Resume order: the latest checkpoint in `<workdir>/checkpoints` wins; with none, the run
-starts from `create_state(config, networks)`. Saves are synchronous, so a save that returned is
+Resume order: the latest checkpoint in `<workdir>/checkpoints` (or in
+`config.checkpoint.directory`) wins; with none, the run starts from
+`create_state(config, networks)`. Saves are synchronous, so a save that returned is
 complete on disk (a SIGTERM handler can save and exit); orbax writes to a temporary folder
 and renames it, so an interrupted save never leaves a half checkpoint that looks whole.
 """
@@ -21,6 +22,12 @@ from gan.state import GANState
 
 class CheckpointMismatchError(ValueError):
   """A checkpoint that restores but does not fit the config (not damage: no fallback)."""
+
+
+def directory_of(checkpoint_config, workdir: str | Path) -> str | Path:
+  """A run's checkpoint folder: `config.checkpoint.directory` when given (a local folder
+  or a URI such as gs://bucket/run/ckpt, kept as written), else `<workdir>/checkpoints`."""
+  return checkpoint_config.get('directory') or Path(workdir) / 'checkpoints'
 
 
 class Checkpointer:

@@ -112,6 +112,7 @@ def upgrade(stored: dict) -> dict:
     evaluation['every'] = _period(evaluation.pop('every_epochs'))
   evaluation.setdefault('samples_every', '1 epoch')
   evaluation.setdefault('metrics', ['fid', 'kid', 'recognisability'])
+  config['checkpoint'].setdefault('directory', '')
   if 'every_epochs' in config['checkpoint']:
     config['checkpoint']['every'] = _period(config['checkpoint'].pop('every_epochs'))
   return config

@@ -11,11 +11,15 @@ global mesh and calls every jitted step; the rules that keep them in lockstep:
     of them together, to a directory they all see;
   - a decision that one host may reach alone (a SIGTERM, a preemption, a time budget) is
     shared after every call of steps (`any_process`), so all stop at the same step and
-    save one checkpoint.
+    save one checkpoint;
+  - a failure of one process before training (process 0 cannot write the workdir) is
+    shared too (`fail_together`), so the others stop at once with a pointer to it instead
+    of waiting in a collective for a process that has gone.
 
 With one process every function here is the plain single-host behaviour, at no cost.
 """
 
+import contextlib
 from collections.abc import Sequence
 
 import jax
@@ -67,6 +71,24 @@ def from_main(value: float) -> float:
   if jax.process_count() == 1:
     return value
   return float(multihost_utils.broadcast_one_to_all(np.asarray(value, np.float64)))
+
+
+@contextlib.contextmanager
+def fail_together(what: str):
+  """Runs a block that may fail on some processes only (process 0's file writes); at its
+  end every process learns whether any failed, and all raise: the one that failed its own
+  error, the others a RuntimeError naming `what`. A collective: every process enters it."""
+  error = None
+  try:
+    yield
+  except Exception as raised:  # Re-raised below, once the others know.
+    error = raised
+  failed = any_process([error is not None])[0]
+  if error is not None:
+    raise error
+  if failed:
+    raise RuntimeError(f'{describe()}another process failed while {what}; its output says '
+                       f'why. This one stops too.')
 
 
 def barrier(name: str) -> None:

@@ -97,7 +97,8 @@ def load_run(workdir: Path, step: int | None = None
   networks = Networks(config)
   template = jax.jit(lambda: create_state(config, networks),
                      out_shardings=parallel.replicated(parallel.make_mesh()))()
-  checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
+  checkpointer = checkpoint.Checkpointer(checkpoint.directory_of(config.checkpoint, workdir),
+                                        config.checkpoint.max_to_keep)
   try:
     if step is None:
       state = checkpointer.restore_latest(template, schedule.images_per_step(config))
@@ -106,7 +107,7 @@ def load_run(workdir: Path, step: int | None = None
   finally:
     checkpointer.close()
   if state is None:
-    raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint.')
+    raise FileNotFoundError(f'{checkpointer.directory} holds no checkpoint.')
   return config, networks, state
 
 

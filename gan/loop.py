@@ -60,10 +60,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   # One process writes the run's files; every process computes every step, grid and
   # evaluation (they are collectives over the mesh) and saves the checkpoints with it.
   main = distributed.is_main()
-  if main:
-    (workdir / 'samples').mkdir(parents=True, exist_ok=True)
-    for folder in (workdir, workdir / 'samples'):
-      atomic.remove_leftovers(folder)  # Of a write a kill interrupted.
+  with distributed.fail_together(f'preparing the run folder {workdir}'):
+    if main:
+      (workdir / 'samples').mkdir(parents=True, exist_ok=True)
+      for folder in (workdir, workdir / 'samples'):
+        atomic.remove_leftovers(folder)  # Of a write a kill interrupted.
 
   images, labels = data.load(config.data)
   dataset = {'image': images, 'label': labels}
@@ -78,7 +79,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   networks = Networks(config)
   state = jax.jit(lambda: create_state(config, networks, total_steps),
                   out_shardings=parallel.replicated(mesh))()
-  checkpointer = checkpoint.Checkpointer(workdir / 'checkpoints', config.checkpoint.max_to_keep)
+  checkpointer = checkpoint.Checkpointer(checkpoint.directory_of(config.checkpoint, workdir),
+                                        config.checkpoint.max_to_keep)
   restored = checkpointer.restore_latest(state, images_per_step=per_step)
   if restored is not None:
     state = restored
@@ -91,7 +93,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
           f'({steps_per_epoch} steps an epoch, {per_step} real images a step over '
           f'{mesh.size} {jax.devices()[0].platform} device(s) in {jax.process_count()} '
           f'process(es)) in {workdir}', flush=True)
-    config_files.record_config(config, workdir)
 
   def counters(at_step: int) -> dict:
     return {'step': at_step, 'epoch': clock.epoch(at_step), 'kimg': clock.kimg(at_step),
@@ -109,10 +110,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     if main:
       visualize.save_grid(images, visualize.grid_path(workdir, step), grid_rows, row_names)
 
-  if step == 0:
-    save_samples()
-  writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard,
-                             writes=main)
+  with distributed.fail_together(f'writing the run folder {workdir}'):
+    if main:
+      config_files.record_config(config, workdir)
+    if step == 0:
+      save_samples()
+    writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard,
+                               writes=main)
   evaluator = None
   if eval_every is not None:
     from gan.evaluate import Evaluator, format_record  # The FID Inception only when asked for.

@@ -1,5 +1,7 @@
 """Checkpoints: an exact round trip of the whole GANState, and the keep policy."""
 
+import json
+
 import chex
 import jax
 import numpy as np
@@ -204,3 +206,20 @@ def test_a_save_that_fails_keeps_the_checkpoint_before_and_says_so(tmp_path, mon
   restored = checkpoint.Checkpointer(tmp_path, max_to_keep=3).restore_latest(state)
   chex.assert_trees_all_equal(jax.tree_util.tree_leaves(jax.device_get(restored)),
                               jax.tree_util.tree_leaves(saved[1]))
+
+
+def test_the_checkpoint_folder_is_the_configs_or_the_workdirs_and_a_uri_stays_one(tmp_path):
+  config = recap.get_config('smoke')
+  assert checkpoint.directory_of(config.checkpoint, tmp_path) == tmp_path / 'checkpoints'
+  config.checkpoint.directory = 'gs://bucket/run/ckpt'
+  assert checkpoint.directory_of(config.checkpoint, tmp_path) == 'gs://bucket/run/ckpt'
+  # A URI reaches orbax as written (pathlib would fold 'gs://' into 'gs:/'); a local
+  # folder is made absolute, as the process may change its working directory.
+  assert str(checkpoint._checkpoint_path('gs://bucket/run/ckpt')) == 'gs://bucket/run/ckpt'
+  assert str(checkpoint._checkpoint_path('relative/ckpt')) == str(
+      (tmp_path.cwd() / 'relative' / 'ckpt').absolute())
+  # A run recorded before the field existed keeps its checkpoints in the workdir.
+  from gan import config_files
+  stored = json.loads(recap.get_config('smoke').to_json_best_effort())
+  del stored['checkpoint']['directory']
+  assert config_files.upgrade(stored)['checkpoint']['directory'] == ''

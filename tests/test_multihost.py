@@ -5,58 +5,33 @@ only its half of every batch, exactly as two hosts of a pod slice would.
 """
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from gan import evaluate, visualize
+from tests.conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(devices: int) -> dict:
-  """The environment of a training process with `devices` CPU devices (the tests' own
-  XLA_FLAGS force two)."""
-  flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
-           if not f.startswith('--xla_force_host_platform_device_count')]
-  if devices > 1:
-    flags.append(f'--xla_force_host_platform_device_count={devices}')
-  return {**os.environ, 'PYTHONPATH': str(ROOT), 'XLA_FLAGS': ' '.join(flags)}
-
-
-def _command(workdir: Path, data_dir: Path, *extra: str) -> list[str]:
-  return [sys.executable, str(ROOT / 'train.py'), '--config', 'configs/recap.py:smoke',
-          '--workdir', str(workdir), f'--config.data.dir={data_dir}',
-          '--config.log.progress_bar=False', '--config.train.log_every_steps=1', *extra]
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
+# The launcher of benchmarks/multihost.py: train.py processes joined over localhost.
+multihost = load_benchmark('multihost')
+SMOKE = 'configs/recap.py:smoke'
 
 
 def _launch_two(workdir: Path, data_dir: Path, *extra: str) -> list[subprocess.Popen]:
-  port = _free_port()
-  return [subprocess.Popen(
-      _command(workdir, data_dir, *extra, f'--coordinator_address=localhost:{port}',
-               '--num_processes=2', f'--process_id={i}'),
-      cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-      for i in range(2)]
+  return multihost.launch(SMOKE, workdir, 2, f'--config.data.dir={data_dir}', *extra)
 
 
-def _finish(processes: list[subprocess.Popen], timeout: float = 300) -> list[str]:
-  outputs = [p.communicate(timeout=timeout)[0] for p in processes]
-  for p, out in zip(processes, outputs):
-    assert p.returncode == 0, out[-3000:]
-  return outputs
+def _run_one(workdir: Path, data_dir: Path, devices: int, *extra: str) -> None:
+  multihost.finish(multihost.launch(SMOKE, workdir, 1, f'--config.data.dir={data_dir}', *extra,
+                                    devices=devices))
+
+
+_finish = multihost.finish
 
 
 def _train_records(workdir: Path) -> list[dict]:
@@ -90,8 +65,7 @@ def test_two_processes_train_one_run_equal_to_one_process(tmp_path, tiny_cifar_d
   outputs = _finish(_launch_two(two, tiny_cifar_dir, *evals))
   two_seconds = time.monotonic() - started
   for workdir, devices in ((one_by_two, 2), (one, 1)):
-    subprocess.run(_command(workdir, tiny_cifar_dir, *evals), cwd=ROOT, env=_env(devices),
-                   check=True, capture_output=True)
+    _run_one(workdir, tiny_cifar_dir, devices, *evals)
   print(f'two processes: {two_seconds:.1f} s')
 
   # One set of outputs, written by process 0 alone.
@@ -113,20 +87,37 @@ def test_two_processes_train_one_run_equal_to_one_process(tmp_path, tiny_cifar_d
   for other in (one_by_two, one):
     for record, expected in zip(records[:3], _train_records(other)[:3]):
       assert record['step'] == expected['step']
-      for key in ('G/loss', 'D/loss', 'D/grad_norm', 'G/grad_norm', 'D/acc_real', 'D/acc_fake'):
+      for key in multihost.COMPARED:
         np.testing.assert_allclose(record[key], expected[key], rtol=1e-4, err_msg=(other, key))
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step_then_resumes(tmp_path, tiny_cifar_dir):
-  reference, stopped = tmp_path / 'reference', tmp_path / 'stopped'
-  slow = ('--config.checkpoint.every=1 step', '--config.eval.samples_every=1 step')
-  _finish(_launch_two(reference, tiny_cifar_dir))
+@pytest.fixture(scope='module')
+def reference_run(tmp_path_factory, tiny_cifar_dir) -> Path:
+  """The smoke run by two processes, uninterrupted."""
+  workdir = tmp_path_factory.mktemp('multihost') / 'reference'
+  _finish(_launch_two(workdir, tiny_cifar_dir))
+  return workdir
 
-  processes = _launch_two(stopped, tiny_cifar_dir, *slow)
+
+# A checkpoint and a grid after every step, so that stops land between saves.
+_EVERY_STEP = ('--config.checkpoint.every=1 step', '--config.eval.samples_every=1 step')
+
+
+def _wait_for_records(workdir: Path, processes: list[subprocess.Popen], count: int) -> None:
   deadline = time.monotonic() + 300
-  while len(_safe_records(stopped)) < 3:
-    assert time.monotonic() < deadline and processes[1].poll() is None, 'no progress'
+  while len(_safe_records(workdir)) < count:
+    assert time.monotonic() < deadline and all(p.poll() is None for p in processes), 'no progress'
     time.sleep(0.05)
+
+
+def test_sigterm_to_one_process_stops_both_at_one_step_then_resumes(tmp_path, tiny_cifar_dir,
+                                                                    reference_run):
+  # The checkpoints in a folder of their own outside the workdir, as a bucket every host
+  # sees would be (config.checkpoint.directory).
+  stopped, shared = tmp_path / 'stopped', tmp_path / 'shared' / 'ckpt'
+  flags = (*_EVERY_STEP, f'--config.checkpoint.directory={shared}')
+  processes = _launch_two(stopped, tiny_cifar_dir, *flags)
+  _wait_for_records(stopped, processes, 3)
   processes[1].send_signal(signal.SIGTERM)
   outputs = _finish(processes)
   stops = [int(out.split('Stopped by ')[1].split(' at step ')[1].split(';')[0])
@@ -134,14 +125,54 @@ def test_sigterm_to_one_process_stops_both_at_one_step_then_resumes(tmp_path, ti
   assert 'Stopped by SIGTERM' in outputs[1] and 'another process' in outputs[0]
   assert stops[0] == stops[1] < 12, stops
   # One checkpoint of that step, whole, and the log ends there.
-  latest = max(int(p.name) for p in (stopped / 'checkpoints').iterdir() if p.name.isdigit())
-  assert latest == stops[0]
+  assert not (stopped / 'checkpoints').exists()
+  assert max(_checkpoint_steps(shared)) == stops[0]
   assert [r['step'] for r in _train_records(stopped)] == list(range(1, stops[0] + 1))
 
   # The same two-process command resumes and ends as the run never stopped.
-  _finish(_launch_two(stopped, tiny_cifar_dir, *slow))
-  assert _train_records(stopped) == _train_records(reference)
-  _assert_same_final_state(stopped, reference)
+  _finish(_launch_two(stopped, tiny_cifar_dir, *flags))
+  assert _train_records(stopped) == _train_records(reference_run)
+  _assert_same_final_state(stopped, reference_run)  # gan.evaluate finds the folder too.
+
+
+def test_kill_9_of_one_host_then_of_the_other_resumes_to_the_same_run(tmp_path, tiny_cifar_dir,
+                                                                     reference_run):
+  killed = tmp_path / 'killed'
+  processes = _launch_two(killed, tiny_cifar_dir, *_EVERY_STEP)
+  _wait_for_records(killed, processes, 4)
+  processes[1].kill()
+  # The survivor's next collective fails (gloo: connection closed); JAX's coordination
+  # service would end it after its heartbeat timeout (100 s). A scheduler takes the whole
+  # job down at once: so does this test, a moment later, mid-step or mid-save.
+  time.sleep(1.0)
+  processes[0].kill()
+  for process in processes:
+    process.communicate(timeout=60)
+  assert _checkpoint_steps(killed / 'checkpoints'), 'nothing was saved before the kills'
+  assert max(_checkpoint_steps(killed / 'checkpoints')) < 12
+
+  outputs = _finish(_launch_two(killed, tiny_cifar_dir, *_EVERY_STEP))
+  assert 'Resuming at step' in outputs[0]
+  steps = [r['step'] for r in _train_records(killed)]
+  assert steps == list(range(1, 13)), steps  # Each step once, torn lines and all.
+  assert _train_records(killed) == _train_records(reference_run)
+  _assert_same_final_state(killed, reference_run)
+  leftovers = [p.name for p in (killed / 'checkpoints').iterdir() if not p.name.isdigit()]
+  assert not leftovers, leftovers  # Temporary folders of the killed saves are cleaned.
+
+
+def test_a_failure_of_process_0_alone_stops_the_other_at_once(tmp_path, tiny_cifar_dir):
+  not_a_folder = tmp_path / 'a_file'
+  not_a_folder.write_text('')
+  processes = _launch_two(not_a_folder, tiny_cifar_dir)
+  outputs = [p.communicate(timeout=120)[0] for p in processes]
+  assert all(p.returncode != 0 for p in processes)
+  assert 'NotADirectoryError' in outputs[0], outputs[0][-2000:]
+  assert 'another process failed while preparing the run folder' in outputs[1], outputs[1][-2000:]
+
+
+def _checkpoint_steps(directory: Path) -> list[int]:
+  return [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
 
 
 def _safe_records(workdir: Path) -> list[dict]:
@@ -150,3 +181,21 @@ def _safe_records(workdir: Path) -> list[dict]:
             if line.strip().endswith('}')]
   except FileNotFoundError:
     return []
+
+
+def test_one_process_decisions_are_its_own_and_bad_flags_are_refused():
+  from gan import distributed
+  assert distributed.is_main() and distributed.describe() == ''
+  assert distributed.any_process([True, False]) == [True, False]
+  assert distributed.from_main(3.5) == 3.5
+  distributed.initialize()  # No flags: a one-process run, nothing joined.
+  assert jax.process_count() == 1
+  for bad in (dict(coordinator_address='localhost:1234'),  # No process count.
+              dict(coordinator_address='localhost:1234', num_processes=2, process_id=2),
+              dict(num_processes=2, process_id=0)):  # No coordinator.
+    try:
+      distributed.initialize(**bad)
+    except ValueError as error:
+      assert '--coordinator_address' in str(error)
+    else:
+      raise AssertionError(f'{bad} was accepted')
