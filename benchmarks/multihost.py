@@ -11,7 +11,8 @@ whether the two-process run equals the one-process two-device run bit for bit, a
 largest relative difference of the logged losses, accuracies and gradient norms from the
 one-device run over the first steps and over the whole run.
 
-  python benchmarks/multihost.py [--config configs/recap.py:smoke] [--data_dir DIR]
+  python benchmarks/multihost.py [--config configs/recap.py:smoke] [--data_dir DIR] \
+      [--config.train.num_epochs=2 ...]   (overrides go to every train.py)
 
 `tests/test_multihost.py` launches its processes through this module's helpers.
 """
@@ -98,8 +99,9 @@ def main() -> None:
                       help='cifar-10-batches-bin (default: $GAN_CIFAR10_DIR)')
   parser.add_argument('--first_steps', type=int, default=3,
                       help='the steps compared before GAN training amplifies rounding')
-  args = parser.parse_args()
+  args, overrides = parser.parse_known_args()  # --config.<field>=<value> go to train.py.
   extra = [f'--config.data.dir={args.data_dir}'] if args.data_dir else []
+  extra += overrides
   with tempfile.TemporaryDirectory() as scratch:
     runs = {}
     for name, processes, devices in (('2 processes x 1 device', 2, 1),

@@ -26,6 +26,7 @@ of the same steps: equal to float rounding.) A non-finite loss or gradient norm 
 run naming the step, before any checkpoint of the bad state is written.
 """
 
+import tempfile
 from pathlib import Path
 
 import jax
@@ -62,9 +63,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   main = distributed.is_main()
   with distributed.fail_together(f'preparing the run folder {workdir}'):
     if main:
-      (workdir / 'samples').mkdir(parents=True, exist_ok=True)
-      for folder in (workdir, workdir / 'samples'):
-        atomic.remove_leftovers(folder)  # Of a write a kill interrupted.
+      _prepare_run_folder(workdir)
 
   images, labels = data.load(config.data)
   dataset = {'image': images, 'label': labels}
@@ -208,6 +207,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                               lambda at: f'epoch {clock.epoch(at):g}, {clock.kimg(at):g} kimg',
                               row_names)
   return state
+
+
+def _prepare_run_folder(workdir: Path) -> None:
+  """Creates the run folder, removes the temporaries of writes a kill interrupted, and
+  checks that this process can write there: a read-only, full or misnamed folder stops the
+  run before any work, naming the folder, with its files as they were."""
+  try:
+    (workdir / 'samples').mkdir(parents=True, exist_ok=True)
+    for folder in (workdir, workdir / 'samples'):
+      atomic.remove_leftovers(folder)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as error:
+    raise OSError(error.errno, f'The run folder {workdir} cannot be written ({error.strerror}: '
+                  f'{error.filename}); nothing in it was changed. Give a --workdir this '
+                  f'process can write to.') from error
 
 
 def _postfix(record: dict) -> str:

@@ -1,5 +1,9 @@
 """Config files load by `path[:variant]`, and `dotted.key=value` overrides apply safely."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from gan.config_files import apply_overrides, load_config, upgrade
@@ -45,3 +49,16 @@ def test_a_config_recorded_before_families_had_blocks_upgrades_to_the_same_run()
   today = json.loads(load_config('configs/baseline.py').to_json_best_effort())
   today['eval']['every'], today['checkpoint']['every'] = '5 epochs', '10 epochs'
   assert upgrade(stored) == today
+
+
+@pytest.mark.parametrize('spec,message', [
+    ('configs/nosuch.py', "No such file or directory: 'configs/nosuch.py'"),
+    ('configs/recap.py:nosuch', "Unknown config variant 'nosuch'; use comma-separated names"),
+])
+def test_train_py_with_a_missing_config_file_or_variant_stops_naming_it(tmp_path, spec, message):
+  root = Path(__file__).resolve().parents[1]
+  result = subprocess.run([sys.executable, 'train.py', '--config', spec,
+                           '--workdir', str(tmp_path / 'run')],
+                          cwd=root, capture_output=True, text=True)
+  assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+  assert not (tmp_path / 'run').exists()

@@ -202,3 +202,35 @@ def test_batches_gathered_by_the_host_train_the_same_run(smoke_config, tmp_path)
   smoke_config.data.on_device = False
   from_host = loop.train_and_evaluate(smoke_config, tmp_path / 'host')
   chex.assert_trees_all_close(_leaves(on_device), _leaves(from_host), rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def make_read_only():
+  """Makes a folder read-only even for root (a read-only bind mount over itself), undone
+  after the test; skips where this machine does not allow mounts."""
+  mounted = []
+
+  def make(folder: Path) -> None:
+    if subprocess.run(['mount', '--bind', str(folder), str(folder)],
+                      capture_output=True).returncode != 0:
+      pytest.skip('mounting needs privileges this machine does not give')
+    mounted.append(folder)
+    subprocess.run(['mount', '-o', 'remount,ro,bind', str(folder)], check=True)
+
+  yield make
+  for folder in mounted:
+    subprocess.run(['umount', str(folder)], check=True)
+
+
+def test_a_read_only_workdir_stops_before_any_work_with_its_files_kept(smoke_config, tmp_path,
+                                                                       make_read_only):
+  shelf = tmp_path / 'shelf'
+  loop.train_and_evaluate(smoke_config, shelf / 'run', stop_at_step=6)
+  make_read_only(shelf)
+  files = lambda: {p: p.read_bytes() for p in shelf.rglob('*') if p.is_file()}
+  before = files()
+  for workdir in (shelf / 'run', shelf / 'fresh'):  # A run to resume, a new one.
+    with pytest.raises(OSError, match=re.escape(f'The run folder {workdir} cannot be '
+                                                f'written (Read-only file system')):
+      loop.train_and_evaluate(smoke_config, workdir)
+  assert files() == before
