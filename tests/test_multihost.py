@@ -62,7 +62,9 @@ def test_two_processes_train_one_run_equal_to_one_process(tmp_path, tiny_cifar_d
   evals = ('--config.eval.every=1 epoch', "--config.eval.metrics=('recognisability',)",
            '--config.eval.num_samples=40')
   started = time.monotonic()
-  outputs = _finish(_launch_two(two, tiny_cifar_dir, *evals))
+  # Each host gathers its own devices' rows of every batch (data.on_device=False; the
+  # other tests here gather on the devices).
+  outputs = _finish(_launch_two(two, tiny_cifar_dir, *evals, '--config.data.on_device=False'))
   two_seconds = time.monotonic() - started
   for workdir, devices in ((one_by_two, 2), (one, 1)):
     _run_one(workdir, tiny_cifar_dir, devices, *evals)
