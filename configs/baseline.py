@@ -180,7 +180,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.checkpoint.max_to_keep = 2
   # Where the checkpoints go; '': <workdir>/checkpoints. A multi-host run whose workdir
   # is process 0's own disk names a folder every host sees, e.g. gs://bucket/run/ckpt
-  # (orbax writes it through etils' epath and TensorStore; gs:// needs gcsfs).
+  # (orbax writes it through etils' epath and TensorStore; gs:// needs the '.[gcs]' extra).
   config.checkpoint.directory = ''
 
   config.log = ml_collections.ConfigDict()

@@ -47,8 +47,14 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   if explicit:
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  else:
+    return
+  try:
     jax.distributed.initialize()
+  except ValueError as error:  # JAX's own words: 'coordinator_address should be defined.'
+    raise ValueError(
+        f'--multihost: JAX found no cluster to join ({error}); it detects Cloud TPU pod '
+        f'slices, SLURM and Open MPI. Elsewhere give --coordinator_address=host0:port, '
+        f'--num_processes and --process_id on every process instead.') from error
 
 
 def is_main() -> bool:

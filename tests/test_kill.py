@@ -65,6 +65,7 @@ def test_sigkill_at_random_moments_then_resume_ends_bit_identical(tmp_path, tiny
     assert process.wait() == -signal.SIGKILL
     kills.append((_logged_steps(killed), round(delay, 2)))
   assert len(kills) == KILLS, kills
+  print(f'kills (steps logged when killed, seconds after that step showed): {kills}')
   assert any(0 < steps < total for steps, _ in kills)
   subprocess.run(_command(killed, tiny_cifar_dir), cwd=ROOT, env=env, check=True,
                  capture_output=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import pytest
 
 from gan import evaluate, visualize
 from tests.conftest import load_benchmark
@@ -57,24 +56,20 @@ def _files(workdir: Path) -> list[str]:
 
 
 def test_two_processes_train_one_run_equal_to_one_process(tmp_path, tiny_cifar_dir):
-  two, one_by_two, one = tmp_path / 'two', tmp_path / 'one_by_two', tmp_path / 'one'
+  two, one = tmp_path / 'two', tmp_path / 'one'
   # An evaluation each epoch too: G's samples and the classifier sharded over both hosts.
   evals = ('--config.eval.every=1 epoch', "--config.eval.metrics=('recognisability',)",
            '--config.eval.num_samples=40')
-  started = time.monotonic()
   # Each host gathers its own devices' rows of every batch (data.on_device=False; the
   # other tests here gather on the devices).
   outputs = _finish(_launch_two(two, tiny_cifar_dir, *evals, '--config.data.on_device=False'))
-  two_seconds = time.monotonic() - started
-  for workdir, devices in ((one_by_two, 2), (one, 1)):
-    _run_one(workdir, tiny_cifar_dir, devices, *evals)
-  print(f'two processes: {two_seconds:.1f} s')
+  _run_one(one, tiny_cifar_dir, 1, *evals)
 
-  # One set of outputs, written by process 0 alone.
+  # One set of outputs, written by process 0 alone: the files of a one-process run.
   assert 'in 2 process(es)' in outputs[0] and 'Starting' not in outputs[1]
   records = _train_records(two)
   assert [r['step'] for r in records] == list(range(1, 13))
-  assert _files(two) == _files(one_by_two)
+  assert _files(two) == _files(one)
   assert (two / 'progress.gif').exists() and (two / 'curves.png').exists()
 
   # Both evaluations ran (collectives over both processes), each logged once.
@@ -82,23 +77,14 @@ def test_two_processes_train_one_run_equal_to_one_process(tmp_path, tiny_cifar_d
   assert [r['step'] for r in evaluations] == [6, 12]
   assert all(r['eval/num_samples'] == 40 for r in evaluations)
 
-  # The same global batch on one process, over two devices or one: the same steps to float
-  # rounding. (On 2 free cores the two-device runs agree bit for bit; how XLA:CPU splits a
-  # sum over threads can change the last bits, and GAN training then amplifies them step
-  # by step, so only the first steps are compared.)
-  for other in (one_by_two, one):
-    for record, expected in zip(records[:3], _train_records(other)[:3]):
-      assert record['step'] == expected['step']
-      for key in multihost.COMPARED:
-        np.testing.assert_allclose(record[key], expected[key], rtol=1e-4, err_msg=(other, key))
-
-
-@pytest.fixture(scope='module')
-def reference_run(tmp_path_factory, tiny_cifar_dir) -> Path:
-  """The smoke run by two processes, uninterrupted."""
-  workdir = tmp_path_factory.mktemp('multihost') / 'reference'
-  _finish(_launch_two(workdir, tiny_cifar_dir))
-  return workdir
+  # The same global batch undivided, on one device: the same steps to float rounding.
+  # (The sums over devices add in another order, and GAN training amplifies the difference
+  # step by step, so only the first steps are compared. benchmarks/multihost.py shows the
+  # two processes equal to one process over two devices bit for bit.)
+  for record, expected in zip(records[:3], _train_records(one)[:3], strict=True):
+    assert record['step'] == expected['step']
+    for key in multihost.COMPARED:
+      np.testing.assert_allclose(record[key], expected[key], rtol=1e-4, err_msg=key)
 
 
 # A checkpoint and a grid after every step, so that stops land between saves.
@@ -112,55 +98,49 @@ def _wait_for_records(workdir: Path, processes: list[subprocess.Popen], count: i
     time.sleep(0.05)
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step_then_resumes(tmp_path, tiny_cifar_dir,
-                                                                    reference_run):
+def test_sigterm_to_one_host_stops_both_and_kill_9_loses_nothing(tmp_path, tiny_cifar_dir):
+  reference, run = tmp_path / 'reference', tmp_path / 'run'
+  _finish(_launch_two(reference, tiny_cifar_dir))
   # The checkpoints in a folder of their own outside the workdir, as a bucket every host
   # sees would be (config.checkpoint.directory).
-  stopped, shared = tmp_path / 'stopped', tmp_path / 'shared' / 'ckpt'
+  shared = tmp_path / 'shared' / 'ckpt'
   flags = (*_EVERY_STEP, f'--config.checkpoint.directory={shared}')
-  processes = _launch_two(stopped, tiny_cifar_dir, *flags)
-  _wait_for_records(stopped, processes, 3)
+
+  # A SIGTERM to process 1: both stop after the same step, with one checkpoint of it.
+  processes = _launch_two(run, tiny_cifar_dir, *flags)
+  _wait_for_records(run, processes, 3)
   processes[1].send_signal(signal.SIGTERM)
   outputs = _finish(processes)
   stops = [int(out.split('Stopped by ')[1].split(' at step ')[1].split(';')[0])
            for out in outputs]
   assert 'Stopped by SIGTERM' in outputs[1] and 'another process' in outputs[0]
-  assert stops[0] == stops[1] < 12, stops
-  # One checkpoint of that step, whole, and the log ends there.
-  assert not (stopped / 'checkpoints').exists()
+  assert stops[0] == stops[1] <= 8, stops
+  assert not (run / 'checkpoints').exists()
   assert max(_checkpoint_steps(shared)) == stops[0]
-  assert [r['step'] for r in _train_records(stopped)] == list(range(1, stops[0] + 1))
+  assert [r['step'] for r in _train_records(run)] == list(range(1, stops[0] + 1))
 
-  # The same two-process command resumes and ends as the run never stopped.
-  _finish(_launch_two(stopped, tiny_cifar_dir, *flags))
-  assert _train_records(stopped) == _train_records(reference_run)
-  _assert_same_final_state(stopped, reference_run)  # gan.evaluate finds the folder too.
-
-
-def test_kill_9_of_one_host_then_of_the_other_resumes_to_the_same_run(tmp_path, tiny_cifar_dir,
-                                                                     reference_run):
-  killed = tmp_path / 'killed'
-  processes = _launch_two(killed, tiny_cifar_dir, *_EVERY_STEP)
-  _wait_for_records(killed, processes, 4)
+  # Resumed by the same command, then a kill -9 of process 1. The survivor's next
+  # collective fails (gloo: connection closed) and JAX's coordination service would end
+  # it after its heartbeat timeout (100 s); a scheduler takes the whole job down at once,
+  # and so does this test a moment later, mid-step or mid-save.
+  processes = _launch_two(run, tiny_cifar_dir, *flags)
+  _wait_for_records(run, processes, stops[0] + 2)
   processes[1].kill()
-  # The survivor's next collective fails (gloo: connection closed); JAX's coordination
-  # service would end it after its heartbeat timeout (100 s). A scheduler takes the whole
-  # job down at once: so does this test, a moment later, mid-step or mid-save.
   time.sleep(1.0)
   processes[0].kill()
   for process in processes:
     process.communicate(timeout=60)
-  assert _checkpoint_steps(killed / 'checkpoints'), 'nothing was saved before the kills'
-  assert max(_checkpoint_steps(killed / 'checkpoints')) < 12
+  assert stops[0] < max(_checkpoint_steps(shared)) < 12
 
-  outputs = _finish(_launch_two(killed, tiny_cifar_dir, *_EVERY_STEP))
+  # Resumed again: the run ends as if never stopped, each step logged once, record for
+  # record and bit for bit; no temporary checkpoint folder is left.
+  outputs = _finish(_launch_two(run, tiny_cifar_dir, *flags))
   assert 'Resuming at step' in outputs[0]
-  steps = [r['step'] for r in _train_records(killed)]
-  assert steps == list(range(1, 13)), steps  # Each step once, torn lines and all.
-  assert _train_records(killed) == _train_records(reference_run)
-  _assert_same_final_state(killed, reference_run)
-  leftovers = [p.name for p in (killed / 'checkpoints').iterdir() if not p.name.isdigit()]
-  assert not leftovers, leftovers  # Temporary folders of the killed saves are cleaned.
+  assert [r['step'] for r in _train_records(run)] == list(range(1, 13))
+  assert _train_records(run) == _train_records(reference)
+  _assert_same_final_state(run, reference)  # gan.evaluate finds the checkpoint folder too.
+  leftovers = [p.name for p in shared.iterdir() if not p.name.isdigit()]
+  assert not leftovers, leftovers
 
 
 def test_a_failure_of_process_0_alone_stops_the_other_at_once(tmp_path, tiny_cifar_dir):
@@ -202,3 +182,11 @@ def test_one_process_decisions_are_its_own_and_bad_flags_are_refused():
       assert '--coordinator_address' in str(error)
     else:
       raise AssertionError(f'{bad} was accepted')
+
+
+def test_multihost_without_a_cluster_says_what_to_give_instead(tmp_path):
+  process = multihost.launch(SMOKE, tmp_path / 'run', 1, '--multihost')[0]
+  output = process.communicate(timeout=120)[0]
+  assert process.returncode != 0
+  assert '--multihost: JAX found no cluster to join' in output, output[-2000:]
+  assert not (tmp_path / 'run').exists()
