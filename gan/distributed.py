@@ -4,8 +4,9 @@ One training run can span several processes (TPU pod hosts, GPU machines, or CPU
 processes on one machine for tests). Every process runs the same loop on the same
 global mesh and calls every jitted step; the rules that keep them in lockstep:
 
-  - each process loads the dataset's arrays but fills only the rows of the global batch
-    that its own devices hold (`parallel.global_batch`);
+  - each process loads the dataset's arrays but copies to its devices only the rows of
+    the global batch they hold (`parallel.gathered_batch`; with `data.on_device` the
+    dataset sits on every device and each process passes its share of the indices);
   - only the main process (index 0) writes the run's files: config.json, metrics.jsonl,
     TensorBoard, grids, GIF, curves (`is_main`); orbax checkpoints are written by all
     of them together, to a directory they all see;
@@ -14,7 +15,9 @@ global mesh and calls every jitted step; the rules that keep them in lockstep:
     save one checkpoint;
   - a failure of one process before training (process 0 cannot write the workdir) is
     shared too (`fail_together`), so the others stop at once with a pointer to it instead
-    of waiting in a collective for a process that has gone.
+    of waiting in a collective for a process that has gone. A process that dies later
+    fails the others' next collective, and JAX's coordination service ends them within
+    its heartbeat timeout; rerunning the command on every host resumes.
 
 With one process every function here is the plain single-host behaviour, at no cost.
 """
