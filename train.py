@@ -6,9 +6,10 @@ r"""Trains a GAN on CIFAR-10.
 
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 
-Several hosts (or processes) train one run together when each runs the same command into
-a --workdir they all see, plus: --multihost on a Cloud TPU pod slice or under SLURM /
-Open MPI (JAX finds the cluster), or else
+Several hosts (or processes) train one run together when each runs the same command, with
+checkpoints in a folder they all see (--config.checkpoint.directory=gs://..., or a workdir
+on a shared disk; process 0 alone writes the workdir's other files), plus: --multihost on
+a Cloud TPU pod slice or under SLURM / Open MPI (JAX finds the cluster), or else
   --coordinator_address=host0:1234 --num_processes=N --process_id=i   (i = 0 .. N-1).
 """
 

@@ -38,7 +38,10 @@ def env(devices: int) -> dict:
            if not f.startswith('--xla_force_host_platform_device_count')]
   if devices > 1:
     flags.append(f'--xla_force_host_platform_device_count={devices}')
-  return {**os.environ, 'PYTHONPATH': str(ROOT), 'XLA_FLAGS': ' '.join(flags)}
+  # Without a batch system's variables: these processes join by the explicit flags only.
+  inherited = {k: v for k, v in os.environ.items()
+               if not k.startswith(('SLURM_', 'OMPI_', 'PMI_', 'PMIX_'))}
+  return {**inherited, 'PYTHONPATH': str(ROOT), 'XLA_FLAGS': ' '.join(flags)}
 
 
 def command(config: str, workdir: Path, *extra: str) -> list[str]:
@@ -52,28 +55,48 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def launch(config: str, workdir: Path, num_processes: int, *extra: str,
-           devices: int = 1) -> list[subprocess.Popen]:
+def launch(config: str, workdir: Path, num_processes: int, *extra: str, devices: int = 1,
+           process_env: list[dict] | None = None,
+           process_args: list[list[str]] | None = None) -> list[subprocess.Popen]:
   """`num_processes` training processes of one run, one CPU device each; a single process
-  (a plain run, no cluster) gets `devices` CPU devices."""
+  (a plain run, no cluster) gets `devices` CPU devices. `process_env[i]` and
+  `process_args[i]`: variables and flags of process i's own (as on a host of its own; a
+  flag given again overrides)."""
+  process_env = process_env or [{}] * num_processes
+  process_args = process_args or [[]] * num_processes
+  start = lambda args, devices, own: subprocess.Popen(
+      args, cwd=ROOT, env={**env(devices), **own}, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True)
   if num_processes == 1:
-    return [subprocess.Popen(command(config, workdir, *extra), cwd=ROOT, env=env(devices),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+    return [start(command(config, workdir, *extra, *process_args[0]), devices,
+                  process_env[0])]
   port = free_port()
-  return [subprocess.Popen(
-      command(config, workdir, *extra, f'--coordinator_address=localhost:{port}',
-              f'--num_processes={num_processes}', f'--process_id={i}'),
-      cwd=ROOT, env=env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-      for i in range(num_processes)]
+  return [start(command(config, workdir, *extra, *process_args[i],
+                        f'--coordinator_address=localhost:{port}',
+                        f'--num_processes={num_processes}', f'--process_id={i}'),
+                1, process_env[i])
+          for i in range(num_processes)]
 
 
 def finish(processes: list[subprocess.Popen], timeout: float = 600) -> list[str]:
-  """The processes' outputs, once all ended; raises naming the output of one that failed."""
-  outputs = [p.communicate(timeout=timeout)[0] for p in processes]
+  """The processes' outputs, once all ended; raises naming the output of one that failed.
+  None outlives a failure here: a peer left waiting in a collective is killed."""
+  try:
+    outputs = [p.communicate(timeout=timeout)[0] for p in processes]
+  finally:
+    stop_all(processes)
   for p, out in zip(processes, outputs):
     if p.returncode != 0:
       raise RuntimeError(f'A training process exited with {p.returncode}:\n{out[-3000:]}')
   return outputs
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+  """Kills those of `processes` still running."""
+  for p in processes:
+    if p.poll() is None:
+      p.kill()
+      p.communicate()
 
 
 def train_records(workdir: Path) -> list[dict]:

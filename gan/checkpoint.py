@@ -4,11 +4,12 @@ images shown, the key, the EMA of G).
 Resume order: the latest checkpoint in `<workdir>/checkpoints` (or in
 `config.checkpoint.directory`) wins; with none, the run starts from
 `create_state(config, networks)`. Saves are synchronous, so a save that returned is
-complete on disk (a SIGTERM handler can save and exit); orbax writes to a temporary folder
-and renames it, so an interrupted save never leaves a half checkpoint that looks whole.
+complete on disk (a stop asked by a signal, `gan.stop`, saves and exits); orbax writes to
+a temporary folder and renames it, so an interrupted save never leaves a half checkpoint
+that looks whole.
 """
 
-import signal
+import copy
 from pathlib import Path
 
 import jax
@@ -20,8 +21,23 @@ from gan import distributed
 from gan.state import GANState
 
 
+# A new --workdir is a new run only with a new checkpoint folder, when the config names one.
+_AND_FOLDER = ' (and a new checkpoint.directory, if the config names one)'
+
+
 class CheckpointMismatchError(ValueError):
   """A checkpoint that restores but does not fit the config (not damage: no fallback)."""
+
+
+def with_absolute_directory(config):
+  """`config`, or a copy whose relative `checkpoint.directory` is made absolute, so that
+  the run's recorded config names the folder from any working directory."""
+  directory = config.checkpoint.get('directory', '')
+  if not directory or '://' in directory or Path(directory).is_absolute():
+    return config
+  config = copy.deepcopy(config)
+  config.checkpoint.directory = str(Path(directory).absolute())
+  return config
 
 
 def directory_of(checkpoint_config, workdir: str | Path) -> str | Path:
@@ -79,16 +95,29 @@ class Checkpointer:
     and the one before it is used; a run never starts afresh silently: when none
     restores, this raises. A checkpoint that does not fit the config raises at once.
     """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    # Hosts that see different folders (each its own disk) would resume at different
+    # steps, or one would start afresh: stop before that.
+    distributed.check_same(
+        steps[0] if steps else -1, f'latest checkpoints in {self.directory} (-1: none)',
+        'Every host must see the same checkpoint folder: a shared disk, or a bucket '
+        '(--config.checkpoint.directory=gs://...).')
     failures = {}  # step -> why it did not restore
-    for step in sorted(self._manager.all_steps(), reverse=True):
+    for step in steps:
+      error = None
       try:
         state = self.restore(step, template, images_per_step)
       except CheckpointMismatchError:
         raise
-      except Exception as error:  # Orbax and TensorStore raise several types.
-        failures[step] = f'{type(error).__name__}: {str(error)[:300]}'
-        print(f'WARNING: the checkpoint of step {step} in {self.directory} does not restore '
-              f'({failures[step]}); trying the one before.', flush=True)
+      except Exception as raised:  # Orbax and TensorStore raise several types.
+        error = f'{type(raised).__name__}: {str(raised)[:300]}'
+      # A restore that failed on any host (a damaged file it read, a lost connection) falls
+      # back on every host, so all continue from one step.
+      if distributed.any_process([error is not None])[0]:
+        failures[step] = error or 'it failed on another process'
+        print(f'WARNING: {distributed.describe()}the checkpoint of step {step} in '
+              f'{self.directory} does not restore ({failures[step]}); trying the one '
+              f'before.', flush=True)
         continue
       for broken in failures:
         self._set_aside(broken)
@@ -97,7 +126,7 @@ class Checkpointer:
       raise RuntimeError(
           f'No checkpoint in {self.directory} restores: '
           f'{"; ".join(f"step {s}: {why}" for s, why in failures.items())}. Move them '
-          f'away to start afresh, or use another --workdir.')
+          f'away to start afresh, or use another --workdir{_AND_FOLDER}.')
     return None
 
   def _set_aside(self, step: int) -> None:
@@ -134,7 +163,7 @@ class Checkpointer:
             f'config: {"; ".join(differences[:4])}'
             f'{f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""}. '
             f'The folder holds a run of another design or size: resume it with its own '
-            f'config (its config.json), or use a new --workdir.') from error
+            f'config (its config.json), or use a new --workdir{_AND_FOLDER}.') from error
       saved = self._saved_fields(step)
       if saved is None or not {'g', 'd', 'step', 'key'} <= saved:
         raise
@@ -142,7 +171,7 @@ class Checkpointer:
       raise CheckpointMismatchError(
           f'The checkpoint of step {step} holds no EMA of G, but the config asks for one '
           f'(train.g_ema_decay or train.g_ema_half_life_kimg): resume with both 0, or start '
-          f'a new --workdir.')
+          f'a new --workdir{_AND_FOLDER}.')
     if 'images_shown' not in saved and images_per_step is None:
       raise ValueError(f'The checkpoint of step {step} does not count the images shown; '
                        f'give images_per_step to restore it.')
@@ -252,34 +281,3 @@ def _split_spectral_collection(fields: dict, template):
                           opt_state=fields['opt_state'],
                           batch_stats=part(False) if flat else {},
                           spectral_norm=part(True) if spectral_paths else {})
-
-
-class StopRequest:
-  """Turns SIGTERM and Ctrl-C (SIGINT) into a flag the loop checks between steps; the loop
-  then saves a checkpoint and returns. Stopping between steps, never inside one, means the
-  state saved is always whole. A second Ctrl-C raises KeyboardInterrupt at once.
-  """
-  _SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.requested: str | None = None  # The name of the signal that asked to stop.
-    self._previous = {}
-
-  def __enter__(self):
-    for signum in self._SIGNALS:
-      try:
-        self._previous[signum] = signal.signal(signum, self._handle)
-      except ValueError:  # Not the main thread: signals cannot be caught here.
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.requested and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.requested = signal.Signals(signum).name
-
-  def __exit__(self, *exc):
-    for signum, previous in self._previous.items():
-      signal.signal(signum, previous)
-    return False

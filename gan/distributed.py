@@ -11,8 +11,10 @@ global mesh and calls every jitted step; the rules that keep them in lockstep:
     TensorBoard, grids, GIF, curves (`is_main`); orbax checkpoints are written by all
     of them together, to a directory they all see;
   - a decision that one host may reach alone (a SIGTERM, a preemption, a time budget) is
-    shared after every call of steps (`any_process`), so all stop at the same step and
-    save one checkpoint;
+    shared (`any_process`) after the calls of steps the host waits for anyway (logging,
+    periodic work), so all stop at the same step and save one checkpoint;
+  - what each host finds on its own disk is agreed too: the latest checkpoint
+    (`check_same`), a checkpoint that fails to restore, the cached FID statistics;
   - a failure of one process before training (process 0 cannot write the workdir) is
     shared too (`fail_together`), so the others stop at once with a pointer to it instead
     of waiting in a collective for a process that has gone. A process that dies later
@@ -38,7 +40,7 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
   Otherwise the three explicit values, the same address and count on every process.
   CPU processes talk over gloo (JAX's CPU collectives), so the path runs on any machine.
   """
-  explicit = bool(coordinator_address) or num_processes > 1
+  explicit = bool(coordinator_address) or num_processes > 1 or process_id >= 0
   if not (auto or explicit):
     return
   if explicit and not (coordinator_address and num_processes > 1 and
@@ -73,6 +75,18 @@ def any_process(flags: Sequence[bool]) -> list[bool]:
     return flags
   gathered = multihost_utils.process_allgather(np.asarray(flags))  # [processes, flags]
   return [bool(flag) for flag in np.asarray(gathered).reshape(-1, len(flags)).any(axis=0)]
+
+
+def check_same(value: int, what: str, remedy: str) -> None:
+  """Raises on every process when the processes hold different integers `value` (what
+  each sees of `what`), before they go different ways; a collective."""
+  if jax.process_count() == 1:
+    return
+  values = np.asarray(multihost_utils.process_allgather(np.asarray([value], np.int32)))
+  values = values.reshape(-1).tolist()
+  if len(set(values)) > 1:
+    raise RuntimeError(f'{describe()}the processes see different {what}: {values} (by '
+                       f'process). {remedy}')
 
 
 def from_main(value: float) -> float:

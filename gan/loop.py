@@ -36,6 +36,7 @@ from jax.sharding import Mesh
 
 from gan import atomic, checkpoint, config_files, data, distributed, logs, parallel, schedule
 from gan import steps, streams
+from gan import stop as stop_request
 from gan import visualize
 from gan.networks import Networks
 from gan.state import GANState, create_state, sampling_variables
@@ -58,6 +59,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   mesh = parallel.make_mesh()
   validate_config(config, num_devices=mesh.size)
   workdir = Path(workdir)
+  config = checkpoint.with_absolute_directory(config)  # As recorded: found from anywhere.
   # One process writes the run's files; every process computes every step, grid and
   # evaluation (they are collectives over the mesh) and saves the checkpoints with it.
   main = distributed.is_main()
@@ -85,8 +87,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     state = restored
   step = int(state.step)
   if step > total_steps:
-    raise ValueError(f'The checkpoint in {workdir} is at step {step}, past the '
-                     f'{total_steps} steps of train.num_epochs={config.train.num_epochs}.')
+    raise ValueError(f'The checkpoint in {checkpointer.directory} is at step {step}, past '
+                     f'the {total_steps} steps of train.num_epochs={config.train.num_epochs}.')
   if main:
     print(f'{"Resuming at" if step else "Starting"} step {step}/{total_steps} '
           f'({steps_per_epoch} steps an epoch, {per_step} real images a step over '
@@ -104,16 +106,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   eval_every = schedule.parse(config.eval.every)
   checkpoint_every = schedule.parse(config.checkpoint.every)
 
-  def save_samples() -> None:
-    images = sample(sampling_variables(state))  # On every process: a computation on the mesh.
+  def write_grid(images: np.ndarray) -> None:
     if main:
       visualize.save_grid(images, visualize.grid_path(workdir, step), grid_rows, row_names)
 
-  with distributed.fail_together(f'writing the run folder {workdir}'):
+  def save_samples() -> None:
+    write_grid(sample(sampling_variables(state)))  # Sampling: on every process (the mesh's).
+
+  first_grid = sample(sampling_variables(state)) if step == 0 else None
+  with distributed.fail_together(f'writing the run folder {workdir}'):  # Files only.
     if main:
       config_files.record_config(config, workdir)
-    if step == 0:
-      save_samples()
+    if first_grid is not None:
+      write_grid(first_grid)
     writer = logs.MetricWriter(workdir, resume_step=step, tensorboard=config.log.tensorboard,
                                writes=main)
   evaluator = None
@@ -140,7 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   over_budget = distributed.any_process([budget_spent()])[0]
   stopping = False  # A stop asked for on any process, agreed by all after each call.
   try:
-    with checkpoint.StopRequest() as stop:
+    with stop_request.StopRequest() as stop:
       while step < last_step and not stopping and not over_budget:
         epoch, position = divmod(step, steps_per_epoch)
         order = data.epoch_permutation(config.seed, epoch, len(images))
@@ -164,7 +169,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             buffer.flush()
             buffer.restart_clock()  # img/s of later windows leaves compilation out.
           log_every = config.train.log_every_steps
-          if step // log_every > previous // log_every or position == steps_per_epoch:
+          logs_now = step // log_every > previous // log_every or position == steps_per_epoch
+          if logs_now:
             buffer.flush()
             bar.set_postfix_str(_postfix(buffer.last), refresh=False)
           bar.update(k)
@@ -174,16 +180,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             # the log) agrees; budgeted runs sync the host once a call for it.
             buffer.flush()
             over_budget = not end and buffer.last['time_s'] >= budget_s
-          # Every process stops after the same call (a collective; free with one process).
-          stopping, over_budget = distributed.any_process([bool(stop.requested), over_budget])
           # The periodic work: each after the call that reaches its time, all at the end.
-          if clock.due(samples_every, previous, step) or end:
+          due = [clock.due(every, previous, step) or end
+                 for every in (samples_every, eval_every, checkpoint_every)]
+          if due[0]:
             save_samples()
-          if evaluator and (clock.due(eval_every, previous, step) or end):
+          if evaluator and due[1]:
             evaluate()
-          if clock.due(checkpoint_every, previous, step) or end:
+          if due[2]:
             buffer.flush()  # Raises on a non-finite step: the bad state is never saved.
             checkpointer.save(state)
+          # Every process stops after the same call. Agreeing is a collective that waits
+          # for the call, so a multi-host run agrees only after calls the host waited for
+          # anyway (compiling, logging, budget, periodic work; every call with
+          # train.log_every_steps <= steps_per_call); with one process it is free.
+          if (jax.process_count() == 1 or compiles or logs_now or budget_s or any(due)):
+            stopping, over_budget = distributed.any_process([bool(stop.requested),
+                                                             over_budget])
       buffer.flush()
       checkpointer.save(state)
       if over_budget:
@@ -211,8 +224,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
 def _prepare_run_folder(workdir: Path) -> None:
   """Creates the run folder, removes the temporaries of writes a kill interrupted, and
-  checks that this process can write there: a read-only, full or misnamed folder stops the
-  run before any work, naming the folder, with its files as they were."""
+  checks that this process can write there: a read-only or misnamed folder stops the run
+  before any work, naming the folder, with its files as they were."""
   try:
     (workdir / 'samples').mkdir(parents=True, exist_ok=True)
     for folder in (workdir, workdir / 'samples'):
@@ -221,7 +234,7 @@ def _prepare_run_folder(workdir: Path) -> None:
       pass
   except OSError as error:
     raise OSError(error.errno, f'The run folder {workdir} cannot be written ({error.strerror}: '
-                  f'{error.filename}); nothing in it was changed. Give a --workdir this '
+                  f'{error.filename}); its files are untouched. Give a --workdir this '
                   f'process can write to.') from error
 
 

