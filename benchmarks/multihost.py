@@ -18,7 +18,6 @@ one-device run over the first steps and over the whole run.
 """
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -28,6 +27,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # Run as a program from anywhere.
+  sys.path.insert(0, str(ROOT))
+
+from gan import visualize  # noqa: E402
+
 COMPARED = ('G/loss', 'D/loss', 'D/acc_real', 'D/acc_fake', 'G/grad_norm', 'D/grad_norm')
 
 
@@ -101,9 +105,8 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
 
 def train_records(workdir: Path) -> list[dict]:
   """The per-step records of a run's metrics.jsonl, without its timings."""
-  records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   return [{k: v for k, v in r.items() if k not in ('img_per_sec', 'time_s')}
-          for r in records if 'G/loss' in r]
+          for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'G/loss' in r]
 
 
 def largest_relative_difference(records: list[dict], expected: list[dict]) -> float:

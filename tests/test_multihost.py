@@ -4,7 +4,6 @@ Each process has one CPU device, so the global mesh spans two processes, each ga
 only its half of every batch, exactly as two hosts of a pod slice would.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -36,12 +35,7 @@ def _run_one(workdir: Path, data_dir: Path, devices: int, *extra: str,
 
 
 _finish = multihost.finish
-
-
-def _train_records(workdir: Path) -> list[dict]:
-  timeless = lambda r: {k: v for k, v in r.items() if k not in ('img_per_sec', 'time_s')}
-  return [timeless(r) for r in visualize.read_metrics(workdir / 'metrics.jsonl')
-          if 'G/loss' in r]
+_train_records = multihost.train_records
 
 
 def _eval_records(workdir: Path) -> list[dict]:
@@ -196,9 +190,9 @@ def _checkpoint_steps(directory: Path) -> list[int]:
 
 
 def _safe_records(workdir: Path) -> list[dict]:
+  """The records so far of a run that may be writing (a torn last line left out)."""
   try:
-    return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()
-            if line.strip().endswith('}')]
+    return visualize.read_metrics(workdir / 'metrics.jsonl')
   except FileNotFoundError:
     return []
 
