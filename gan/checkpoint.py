@@ -64,6 +64,11 @@ class Checkpointer:
     if await_cleanup is not None:
       await_cleanup()
 
+  @classmethod
+  def of_run(cls, config, workdir: str | Path) -> 'Checkpointer':
+    """The checkpointer of the run `config` describes in `workdir`."""
+    return cls(directory_of(config.checkpoint, workdir), config.checkpoint.max_to_keep)
+
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 

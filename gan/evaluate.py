@@ -97,8 +97,7 @@ def load_run(workdir: Path, step: int | None = None
   networks = Networks(config)
   template = jax.jit(lambda: create_state(config, networks),
                      out_shardings=parallel.replicated(parallel.make_mesh()))()
-  checkpointer = checkpoint.Checkpointer(checkpoint.directory_of(config.checkpoint, workdir),
-                                        config.checkpoint.max_to_keep)
+  checkpointer = checkpoint.Checkpointer.of_run(config, workdir)
   try:
     if step is None:
       state = checkpointer.restore_latest(template, schedule.images_per_step(config))

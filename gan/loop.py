@@ -80,8 +80,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   networks = Networks(config)
   state = jax.jit(lambda: create_state(config, networks, total_steps),
                   out_shardings=parallel.replicated(mesh))()
-  checkpointer = checkpoint.Checkpointer(checkpoint.directory_of(config.checkpoint, workdir),
-                                        config.checkpoint.max_to_keep)
+  checkpointer = checkpoint.Checkpointer.of_run(config, workdir)
   restored = checkpointer.restore_latest(state, images_per_step=per_step)
   if restored is not None:
     state = restored
