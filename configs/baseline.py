@@ -44,6 +44,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # Keep the uint8 dataset on the accelerator and gather each batch there (CIFAR-10 is
   # 150 MB); False gathers batches on the host and copies each one over.
   config.data.on_device = True
+  # Mirror each real image left-right with probability 1/2 before D sees it (BigGAN's
+  # --mirror_augment, a data augmentation: the fakes are not flipped); the seed does not.
+  config.data.random_flip = False
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'dcgan'     # Family: gan/models/<name>.py, settings in model.<name>.
@@ -141,6 +144,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # last iterate (Yazici et al. 2019).
   config.train.g_ema_decay = 0.0
   config.train.g_ema_half_life_kimg = 0.0
+  # 0: the EMA's decay ramps up as min(decay, (1 + t) / (10 + t)) from the first step
+  # (tf.train.ExponentialMovingAverage's num_updates). S > 0: the EMA copies G until step
+  # S, then averages at the full decay (BigGAN-PyTorch's --ema_start).
+  config.train.g_ema_start_step = 0
   # PRNG of D's dropout masks: 'rbg' (XLA's RngBitGenerator) draws Bernoulli masks of the
   # same distribution as JAX's default 'threefry2x32', several times faster on the CPU.
   # Its streams may differ between CPU and GPU/TPU.
@@ -161,6 +168,20 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # its time, and always at the end of training.
   config.eval.samples_every = '1 epoch'  # Fixed-noise grid (and at step 0).
   config.eval.grid_size = 8          # The grid holds grid_size^2 samples.
+  # How G's BatchNorm is set when sampling, for the grids, the metrics and gan.sample alike
+  # (gan/sampling.py); one protocol for every design:
+  #   'standing'  the BigGAN paper's standing statistics (BigGAN-PyTorch's README and
+  #               utils.accumulate_standing_stats, with --mybn): G in train mode over
+  #               standing_batches batches of fresh latents, their batch statistics
+  #               averaged; statistics of exactly the parameters sampled, EMA included.
+  #   'running'   the running averages kept in training (an EMA's averaged with its
+  #               weights, as BigGAN-PyTorch's and StudioGAN's EMAs do): Keras'
+  #               training=False, the seed's sampling, and SN-GAN's and StudioGAN's default.
+  #   'batch'     train mode on each sampled batch (BigGAN-PyTorch's CIFAR-10 script, which
+  #               samples G_ema without --G_eval_mode).
+  config.eval.g_statistics = 'standing'
+  config.eval.standing_batches = 16    # BigGAN-PyTorch's num_standing_accumulations.
+  config.eval.standing_batch_size = 0  # Latents a standing batch; 0: train.batch_size.
   config.eval.gif_fps = 4
   config.eval.curve_smoothing = 0.98  # EMA factor of the trend lines in curves.png.
   # Metrics of G during training (gan/metrics/, by name). Off here: on a 2-core CPU the

@@ -152,7 +152,9 @@ class Checkpointer:
     `g_ema` as a run keeping none (an error when `template` keeps one); without
     `images_shown` with step * `images_per_step` images shown; with spectral norm's
     vectors inside `batch_stats` (before they had a collection of their own) split out
-    into `spectral_norm`. A run that kept an EMA and resumes without one drops it.
+    into `spectral_norm`; an EMA of G without state collections of its own (before they
+    were averaged with its parameters) with the live G's, said in a warning. A run that
+    kept an EMA and resumes without one drops it.
     """
     if step not in self._manager.all_steps():
       raise FileNotFoundError(f'No checkpoint of step {step}: the kept steps are '
@@ -183,7 +185,8 @@ class Checkpointer:
     # What the checkpoint holds, laid out like the template: an EMA of G has G's layout
     # (restored, then dropped, when the template keeps none).
     like = {'g': abstract.g, 'd': abstract.d, 'step': abstract.step, 'key': abstract.key,
-            'images_shown': abstract.images_shown, 'g_ema': abstract.g.params}
+            'images_shown': abstract.images_shown, 'g_ema': abstract.g.params,
+            'g_ema_collections': abstract.g.collections}
     legacy = [net for net in ('g', 'd')
               if 'spectral_norm' not in self._saved_net_fields(step, net)]
     for net in legacy:
@@ -196,10 +199,18 @@ class Checkpointer:
       fields[net] = _split_spectral_collection(fields[net], getattr(template, net))
     if template.g_ema is None:
       fields.pop('g_ema', None)
+      fields.pop('g_ema_collections', None)
+    elif 'g_ema_collections' not in saved:
+      fields['g_ema_collections'] = jax.tree.map(jax.numpy.copy, fields['g'].collections)
+      print(f'WARNING: the checkpoint of step {step} in {self.directory} was saved before the '
+            f"EMA of G kept BatchNorm statistics of its own: it carries the live G's, which "
+            f"eval.g_statistics='running' samples it with ('standing' recomputes them).",
+            flush=True)
     if 'images_shown' not in fields:
       shown = jax.numpy.asarray(int(fields['step']) * images_per_step, jax.numpy.int32)
       fields['images_shown'] = jax.device_put(shown, template.images_shown.sharding)
-    return GANState(**{**fields, 'g_ema': fields.get('g_ema')})
+    return GANState(**{**fields, 'g_ema': fields.get('g_ema'),
+                       'g_ema_collections': fields.get('g_ema_collections')})
 
   def _saved_tree(self, step: int) -> dict | None:
     try:

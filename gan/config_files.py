@@ -103,8 +103,9 @@ def upgrade(stored: dict) -> dict:
   config['loss'].setdefault('class_weight', 1.0)
   for name, value in (('g_batch_size', 0), ('n_dis', 1), ('g_ema_decay', 0.0),
                       ('g_ema_half_life_kimg', 0.0), ('time_budget_minutes', 0.0),
-                      ('require_accelerator', False)):
+                      ('require_accelerator', False), ('g_ema_start_step', 0)):
     config['train'].setdefault(name, value)
+  config['data'].setdefault('random_flip', False)
   for net in ('G', 'D'):
     config['optim'][net].setdefault('schedule', 'constant')
   evaluation = config['eval']
@@ -112,6 +113,10 @@ def upgrade(stored: dict) -> dict:
     evaluation['every'] = _period(evaluation.pop('every_epochs'))
   evaluation.setdefault('samples_every', '1 epoch')
   evaluation.setdefault('metrics', ['fid', 'kid', 'recognisability'])
+  # Runs from before G's sampling statistics were a setting sampled with the running ones.
+  evaluation.setdefault('g_statistics', 'running')
+  evaluation.setdefault('standing_batches', 16)
+  evaluation.setdefault('standing_batch_size', 0)
   config['checkpoint'].setdefault('directory', '')
   if 'every_epochs' in config['checkpoint']:
     config['checkpoint']['every'] = _period(config['checkpoint'].pop('every_epochs'))

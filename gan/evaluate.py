@@ -35,7 +35,8 @@ import numpy as np
 from gan import checkpoint, config_files, data, metrics, parallel, schedule, streams
 from gan import visualize
 from gan.networks import Networks
-from gan.state import GANState, create_state, sampling_variables
+from gan.sampling import Sampling
+from gan.state import GANState, create_state
 
 
 class Evaluator:
@@ -43,7 +44,7 @@ class Evaluator:
 
   def __init__(self, config: ml_collections.ConfigDict, networks: Networks,
                metric_names=None, reference_split: str = '', batch_size: int = 0,
-               inception_logits: str = ''):
+               inception_logits: str = '', sampling: Sampling | None = None):
     self.context = metrics.Context(config.data, reference_split or config.eval.reference_split,
                                    batch_size or config.eval.batch_size,
                                    inception_logits or config.eval.inception_logits)
@@ -51,10 +52,12 @@ class Evaluator:
         list(config.eval.metrics if metric_names is None else metric_names), self.context)
     self._networks = networks
     self._key = streams.run_keys(config.seed)['eval']
-    self._sample = networks.sharded_sampler()
+    self.sampling = sampling or Sampling(config, networks)
+    self._sample = self.sampling.sharded_sampler()
 
   def samples(self, g_variables, num_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(uint8 [N, H, W, C], labels or None): G's output quantised as the reference
+    """(uint8 [N, H, W, C], labels or None) of G with `g_variables` (as
+    `Sampling.variables` gives them): G's output quantised as the reference
     pipeline does. The noise is drawn for all N at once, so the samples do not depend on
     the batch size."""
     z = np.asarray(self._networks.latents(self._key, num_samples))
@@ -73,7 +76,7 @@ class Evaluator:
 
 def generate_uint8(sample: parallel.OverMesh, g_variables, z: np.ndarray,
                    labels: np.ndarray | None, batch: int) -> np.ndarray:
-  """uint8 [N, H, W, C] images of G (`sample`: `Networks.sharded_sampler()`) for latents
+  """uint8 [N, H, W, C] images of G (`sample`: `Sampling.sharded_sampler()`) for latents
   `z` [N, D] (and `labels` [N]), `batch` at a time (rounded up to split over the devices):
   one program for every batch, the last padded."""
   batch = sample.batch_size(batch)
@@ -124,7 +127,7 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', bat
   steps_per_epoch = _steps_per_epoch(workdir)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
             'kimg': float(state.kimg), 'g_steps': int(state.g.step),
-            'd_steps': int(state.d.step), **evaluator(sampling_variables(state), num_samples)}
+            'd_steps': int(state.d.step), **evaluator(evaluator.sampling.variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   if 'eval/confusion' in record:

@@ -39,7 +39,8 @@ from gan import steps, streams
 from gan import stop as stop_request
 from gan import visualize
 from gan.networks import Networks
-from gan.state import GANState, create_state, sampling_variables
+from gan.sampling import Sampling
+from gan.state import GANState, create_state
 from gan.validation import validate_config
 
 NonFiniteError = logs.NonFiniteError
@@ -100,7 +101,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   train_steps = steps.make_train_steps(config, networks, mesh)
   step_inputs = _step_inputs(config, dataset, mesh)
-  sample, grid_rows, row_names = _sampler(config, networks)
+  sampling = Sampling(config, networks)
+  sample, grid_rows, row_names = _grid_sampler(config, networks, sampling)
   samples_every = schedule.parse(config.eval.samples_every)
   eval_every = schedule.parse(config.eval.every)
   checkpoint_every = schedule.parse(config.checkpoint.every)
@@ -110,9 +112,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
       visualize.save_grid(images, visualize.grid_path(workdir, step), grid_rows, row_names)
 
   def save_samples() -> None:
-    write_grid(sample(sampling_variables(state)))  # Sampling: on every process (the mesh's).
+    write_grid(sample(sampling.variables(state)))  # Sampling: on every process (the mesh's).
 
-  first_grid = sample(sampling_variables(state)) if step == 0 else None
+  first_grid = sample(sampling.variables(state)) if step == 0 else None
   with distributed.fail_together(f'writing the run folder {workdir}'):  # Files only.
     if main:
       config_files.record_config(config, workdir)
@@ -123,11 +125,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   evaluator = None
   if eval_every is not None:
     from gan.evaluate import Evaluator, format_record  # The FID Inception only when asked for.
-    evaluator = Evaluator(config, networks)
+    evaluator = Evaluator(config, networks, sampling=sampling)
 
   def evaluate() -> None:
     record = {**counters(step), 'time_s': round(train_clock.seconds(), 3),
-              **evaluator(sampling_variables(state), config.eval.num_samples)}
+              **evaluator(sampling.variables(state), config.eval.num_samples)}
     writer.write(record)
     writer.flush()
     if main:
@@ -262,10 +264,10 @@ def _step_inputs(config: ml_collections.ConfigDict, dataset: dict, mesh: Mesh):
                              for key, values in dataset.items()})
 
 
-def _sampler(config: ml_collections.ConfigDict, networks: Networks):
-  """(G's variables -> the fixed grid's samples in [-1, 1] on the host, its rows, the rows'
-  names or None): grid_size x grid_size samples, or for a conditional model one row of
-  grid_size per class, named; noise from the run's 'samples' stream."""
+def _grid_sampler(config: ml_collections.ConfigDict, networks: Networks, sampling: Sampling):
+  """(G's variables as sampled -> the fixed grid's samples in [-1, 1] on the host, its rows,
+  the rows' names or None): grid_size x grid_size samples, or for a conditional model one
+  row of grid_size per class, named; noise from the run's 'samples' stream."""
   size = config.eval.grid_size
   rows, names = size, None
   if networks.conditional:
@@ -273,6 +275,6 @@ def _sampler(config: ml_collections.ConfigDict, networks: Networks):
     rows = len(names)
   labels = visualize.grid_labels(rows, size, networks.spec.num_classes, networks.conditional)
   z = networks.latents(streams.run_keys(config.seed)['samples'], rows * size)
-  generate = networks.sampler()
+  generate = sampling.sampler()
   return (lambda variables: np.asarray(jax.device_get(generate(variables, z, labels))),
           rows, names)

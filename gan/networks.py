@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan import augment, models, parallel, streams
+from gan import augment, models, streams
 
 Array = jax.Array
 
@@ -127,15 +127,6 @@ class Networks:
   def dropout_key(self, key: Array) -> Array:
     """The dropout key of a D call with stream `key`, of PRNG `train.dropout_rng`."""
     return key_of(streams.named(key, 'dropout'), self._dropout_rng)
-
-  def sampler(self):
-    """Jitted (G's variables, z, labels) -> images in inference mode."""
-    return jax.jit(self.generate)
-
-  def sharded_sampler(self, mesh=None) -> parallel.OverMesh:
-    """(G's variables, z, labels) -> numpy images in inference mode, each batch split over
-    every device of `mesh` (default: all of them): evaluation's and gan.sample's."""
-    return parallel.OverMesh(self.generate, mesh)
 
 
 def _all_collections(variables) -> dict:

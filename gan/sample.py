@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from gan import data, evaluate, streams, visualize
-from gan.state import sampling_variables
+from gan.sampling import Sampling
 
 FRAMES_PER_SEGMENT = 12  # Interpolation frames between two keyframes.
 
@@ -83,12 +83,13 @@ class Sampler:
                truncation: float = 0.0, batch_size: int = 100):
     self.config, self.networks, state = evaluate.load_run(Path(workdir), step)
     self.step = int(state.step)
-    self.variables = sampling_variables(state)
+    self.sampling = Sampling(self.config, self.networks)
+    self.variables = self.sampling.variables(state)
     self.key = jax.random.PRNGKey(seed)
     self.truncation = truncation
     self.batch_size = batch_size
     self.class_names = data.dataset_spec(self.config.data).class_names
-    self._sample = self.networks.sharded_sampler()
+    self._sample = self.sampling.sharded_sampler()
 
   @property
   def conditional(self) -> bool:

@@ -46,7 +46,11 @@ class GANState:
       (`gan.streams`), so a resumed run draws the same numbers as an uninterrupted one.
     g_ema: exponential moving average of G's parameters (`train.g_ema_decay` or
       `train.g_ema_half_life_kimg`), or None when the run keeps none. Samples and
-      metrics use it when it is there.
+      metrics use it when it is there (`gan.sampling`).
+    g_ema_collections: G's state collections (BatchNorm's running statistics, spectral
+      norm's vectors) averaged at the same rate as `g_ema`, as BigGAN-PyTorch's and
+      StudioGAN's EMAs average G's buffers with its weights: the running statistics of
+      the averaged network, not of the live one. None when the run keeps no EMA.
   """
   g: NetState
   d: NetState
@@ -54,21 +58,11 @@ class GANState:
   images_shown: jax.Array
   key: jax.Array
   g_ema: Any = None
+  g_ema_collections: Any = None
 
   @property
   def kimg(self) -> jax.Array:
     return self.images_shown / 1000
-
-
-def sampling_variables(state: GANState) -> dict:
-  """G's variables to sample with: the EMA parameters when the run keeps them.
-
-  BatchNorm's running statistics (and spectral norm's vectors) are the live G's (as
-  StyleGAN2-ADA copies G's buffers into G_ema): they average activations, which the EMA
-  parameters change only slowly.
-  """
-  params = state.g.params if state.g_ema is None else state.g_ema
-  return {'params': params, **state.g.collections}
 
 
 def keeps_g_ema(config: ml_collections.ConfigDict) -> bool:
@@ -83,6 +77,23 @@ def ema_decay(config: ml_collections.ConfigDict) -> float:
     half_life = 1000 * config.train.g_ema_half_life_kimg
     return 0.5 ** (schedule.images_per_step(config) / half_life)
   return config.train.g_ema_decay
+
+
+def ema_rate(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+  """The share of the old average kept by the EMA update after train step `step`.
+
+  With `train.g_ema_start_step` 0 the decay ramps up as min(decay, (1 + t) / (10 + t))
+  (tf.train.ExponentialMovingAverage's num_updates rule), so the EMA does not hold on to
+  the random initialisation for the first thousands of steps. With a start step S > 0 the
+  EMA copies G until step S, then averages at the full decay (BigGAN-PyTorch's
+  `ema_start`).
+  """
+  decay = ema_decay(config)
+  t = step.astype(jnp.float32)
+  start = config.train.g_ema_start_step
+  if start:
+    return jnp.where(t < start, 0.0, decay)
+  return jnp.minimum(decay, (1 + t) / (10 + t))
 
 
 def create_state(config: ml_collections.ConfigDict, networks: Networks,
@@ -106,10 +117,12 @@ def create_state(config: ml_collections.ConfigDict, networks: Networks,
     # would not reproduce: the step would then compile twice.
     return net_state.replace(step=jnp.zeros((), jnp.int32))
 
+  # Copies: the state is donated, and one buffer donated twice crashes XLA.
+  copy = lambda tree: jax.tree.map(jnp.copy, tree) if keeps_g_ema(config) else None
   return GANState(g=net_state(networks.generator, g_vars, 'G'),
                   d=net_state(networks.discriminator, d_vars, 'D'),
                   step=jnp.zeros((), jnp.int32), images_shown=jnp.zeros((), jnp.int32),
                   key=keys['train'],
-                  # A copy: the state is donated, and one buffer donated twice crashes XLA.
-                  g_ema=(jax.tree.map(jnp.copy, g_vars['params']) if keeps_g_ema(config)
-                         else None))
+                  g_ema=copy(g_vars['params']),
+                  g_ema_collections=copy({name: g_vars.get(name, {})
+                                          for name in models.STATE_COLLECTIONS}))

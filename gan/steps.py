@@ -28,7 +28,7 @@ from jax.sharding import Mesh
 from gan import parallel, streams, updates
 from gan.networks import Networks
 from gan.schedule import images_per_step
-from gan.state import GANState, NetState, ema_decay, keeps_g_ema
+from gan.state import GANState, NetState, ema_rate, keeps_g_ema
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -149,19 +149,19 @@ def make_step_fn(config: ml_collections.ConfigDict, networks: Networks) -> Train
     raise ValueError(f'Unknown config.train.update_rule={config.train.update_rule!r}; '
                      f'use one of {sorted(UPDATE_RULES)}.')
   update = UPDATE_RULES[config.train.update_rule](config, networks)
-  decay = ema_decay(config) if keeps_g_ema(config) else 0.0
+  keeps_ema = keeps_g_ema(config)
   shown = images_per_step(config)
 
   def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
     new_state, metrics = update(state, batch)
-    if decay:
-      # The decay ramps up as min(decay, (1 + t) / (10 + t)) (tf.train.
-      # ExponentialMovingAverage's num_updates rule), so the EMA does not hold on to the
-      # random initialisation for the first thousands of steps.
-      t = state.step.astype(jnp.float32)
-      rate = jnp.minimum(decay, (1 + t) / (10 + t))
-      new_state = new_state.replace(g_ema=optax.incremental_update(
-          new_state.g.params, state.g_ema, step_size=1 - rate))
+    if keeps_ema:
+      # G's state collections are averaged with its parameters, so that the average is
+      # sampled with running statistics of its own (gan.sampling).
+      keep = ema_rate(config, state.step)
+      new_state = new_state.replace(
+          g_ema=optax.incremental_update(new_state.g.params, state.g_ema, step_size=1 - keep),
+          g_ema_collections=optax.incremental_update(
+              new_state.g.collections, state.g_ema_collections, step_size=1 - keep))
     return new_state.replace(step=state.step + 1,
                              images_shown=state.images_shown + shown), metrics
 

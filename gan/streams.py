@@ -15,8 +15,8 @@ Array = jax.Array
 
 # The run's streams: 'init' (parameters), 'train' (the base of the per-step keys, kept in
 # the state), 'samples' (fixed noise and labels of the sample grids), 'eval' (FID/KID
-# samples).
-RUN_STREAMS = ('init', 'train', 'samples', 'eval')
+# samples), 'standing' (the latents and labels of G's standing statistics, gan.sampling).
+RUN_STREAMS = ('init', 'train', 'samples', 'eval', 'standing')
 
 
 def stream_id(name: str) -> int:

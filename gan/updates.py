@@ -6,7 +6,7 @@ import jax
 import ml_collections
 import optax
 
-from gan import data, losses, regularizers, streams
+from gan import augment, data, losses, regularizers, streams
 from gan.losses import auxiliary_classifier
 from gan.networks import Networks
 from gan.state import NetState
@@ -32,6 +32,15 @@ class Updates:
     self.n_dis = config.train.n_dis
     self.g_batch_size = g_batch_size(config)
     self.class_weight = config.loss.class_weight if networks.auxiliary_classifier else 0.0
+    self.random_flip = config.data.random_flip
+
+  def real_images(self, real: Batch, key: Array) -> Array:
+    """The real batch as D's input: float images [B, H, W, C], each mirrored with
+    probability 1/2 (stream 'mirror') under `data.random_flip`."""
+    images = data.to_float(real['image'])
+    if self.random_flip:
+      images = augment.AUGMENTATIONS['flip'](streams.named(key, 'mirror'), images)
+    return images
 
   def draw(self, key: Array, num: int) -> tuple[Array, Array | None]:
     """(z, labels) of `num` fakes from stream `key`."""
@@ -49,7 +58,7 @@ class Updates:
     (real logits, fake logits, D's state collections, (real, fake) class logits of an
     AC-GAN D or Nones)."""
     real_logits, stats, real_classes = self.nets.discriminate_train_with_classes(
-        params, d.collections, data.to_float(real['image']),
+        params, d.collections, self.real_images(real, key),
         self.nets.real_labels(real['label']), streams.named(key, 'real'))
     fake_logits, stats, fake_classes = self.nets.discriminate_train_with_classes(
         params, stats, fake, fake_labels, streams.named(key, 'fake'))
@@ -74,7 +83,7 @@ class Updates:
           + auxiliary_classifier.class_loss(fake_classes, fake_labels))
       loss = loss + self.class_weight * penalties['D/class_loss']
     if self.gradient_penalty or self.r1_gamma:
-      real_images, real_labels = data.to_float(real['image']), self.nets.real_labels(real['label'])
+      real_images, real_labels = self.real_images(real, key), self.nets.real_labels(real['label'])
       logits_of = lambda name: lambda images: self.nets.discriminate_train(
           params, stats, images, real_labels, streams.named(key, name))[0]
       if self.gradient_penalty:

@@ -9,7 +9,8 @@ import os
 
 import ml_collections
 
-from gan import augment, data, losses, metrics, models, networks, optim, schedule, steps, updates
+from gan import augment, data, losses, metrics, models, networks, optim, sampling, schedule
+from gan import steps, updates
 from gan.metrics import METRICS
 
 
@@ -70,6 +71,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
        f'train.g_ema_half_life_kimg={train.g_ema_half_life_kimg} must be >= 0 (0: none).')
   need(not (train.g_ema_decay and train.g_ema_half_life_kimg),
        'train.g_ema_decay and train.g_ema_half_life_kimg are both set: give one (the other 0).')
+  need(isinstance(train.g_ema_start_step, int) and train.g_ema_start_step >= 0,
+       f'train.g_ema_start_step={train.g_ema_start_step!r} must be an integer >= 0 (0: the '
+       f'ramped decay from the start).')
   need(train.dropout_rng in networks.DROPOUT_RNGS,
        f'train.dropout_rng={train.dropout_rng!r}: use one of {networks.DROPOUT_RNGS}.')
   need(train.log_every_steps > 0, f'train.log_every_steps={train.log_every_steps} must be > 0.')
@@ -84,6 +88,13 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     group, field = name.split('.')
     problems += schedule.problem(name, config[group][field])
   need(evaluation.grid_size > 0, f'eval.grid_size={evaluation.grid_size} must be > 0.')
+  need(evaluation.g_statistics in sampling.STATISTICS,
+       f'eval.g_statistics={evaluation.g_statistics!r}: use one of {list(sampling.STATISTICS)}.')
+  need(isinstance(evaluation.standing_batches, int) and evaluation.standing_batches > 0,
+       f'eval.standing_batches={evaluation.standing_batches!r} must be a positive integer.')
+  need(isinstance(evaluation.standing_batch_size, int) and evaluation.standing_batch_size >= 0,
+       f'eval.standing_batch_size={evaluation.standing_batch_size!r} must be an integer >= 0 '
+       f'(0: train.batch_size).')
   need(evaluation.gif_fps > 0, f'eval.gif_fps={evaluation.gif_fps} must be > 0.')
   need(0 <= evaluation.curve_smoothing < 1,
        f'eval.curve_smoothing={evaluation.curve_smoothing} must be in [0, 1).')

@@ -66,6 +66,29 @@ def test_checkpoint_from_before_g_ema_and_images_shown_restores_without_them(tmp
     checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(with_ema, 16)
 
 
+def test_an_ema_saved_without_statistics_of_its_own_restores_with_the_live_gs(tmp_path, capsys):
+  """An EMA saved before G's state collections were averaged with its parameters restores
+  (to sample, evaluate, train on) with the live G's statistics it carries, said in a
+  warning; the EMA's parameters are the saved ones."""
+  import orbax.checkpoint as ocp
+  config = recap.get_config('smoke')
+  config.train.g_ema_decay = 0.99
+  networks = Networks(config)
+  state = create_state(config, networks)
+  g = state.g.replace(batch_stats=jax.tree.map(lambda x: x + 3.0, state.g.batch_stats))
+  ema = jax.tree.map(lambda x: x * 0.5, state.g_ema)
+  old_layout = {'g': g, 'd': state.d, 'step': state.step.at[()].set(5), 'key': state.key,
+                'images_shown': state.images_shown, 'g_ema': ema}
+  with ocp.CheckpointManager(tmp_path.absolute()) as manager:
+    manager.save(5, args=ocp.args.StandardSave(old_layout))
+  restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(state)
+  assert 'saved before the EMA of G kept BatchNorm statistics of its own' in capsys.readouterr().out
+  chex.assert_trees_all_equal(jax.device_get(restored.g_ema), jax.device_get(ema))
+  chex.assert_trees_all_equal(jax.device_get(restored.g_ema_collections),
+                              jax.device_get(g.collections))
+  assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
+
+
 def test_a_run_that_kept_an_ema_resumes_without_one(tmp_path):
   config = recap.get_config('smoke')
   config.train.g_ema_decay = 0.99
@@ -75,7 +98,7 @@ def test_a_run_that_kept_an_ema_resumes_without_one(tmp_path):
   config.train.g_ema_decay = 0.0
   without = create_state(config, networks)
   restored = checkpoint.Checkpointer(tmp_path, max_to_keep=2).restore_latest(without)
-  assert restored.g_ema is None
+  assert restored.g_ema is None and restored.g_ema_collections is None
   chex.assert_trees_all_equal(jax.device_get(restored.g.params), jax.device_get(with_ema.g.params))
 
 

@@ -4,13 +4,13 @@
 import json
 import os
 
+import chex
 import numpy as np
 import pytest
 
 from gan import evaluate, loop
 from gan.metrics import weights
 from gan.networks import Networks
-from gan.state import sampling_variables
 
 TORCHSCRIPT = os.environ.get('GAN_FID_TORCHSCRIPT', '')
 pytestmark = pytest.mark.skipif(not TORCHSCRIPT, reason='needs $GAN_FID_TORCHSCRIPT (default_1.pt)')
@@ -59,13 +59,15 @@ def test_evaluate_samples_the_ema_generator(smoke_config, tmp_path, fid_cache):
   state = loop.train_and_evaluate(smoke_config, tmp_path)
   evaluator = evaluate.Evaluator(smoke_config, Networks(smoke_config), reference_split='test',
                                  batch_size=8)
-  ema_samples, labels = evaluator.samples(sampling_variables(state), 8)
+  ema_variables = evaluator.sampling.variables(state)
+  chex.assert_trees_all_equal(ema_variables['params'], state.g_ema)
+  ema_samples, labels = evaluator.samples(ema_variables, 8)
   assert labels is None  # An unconditional model: no labels asked for.
-  live = {'params': state.g.params, 'batch_stats': state.g.batch_stats}
+  live = evaluator.sampling.variables(state.replace(g_ema=None, g_ema_collections=None))
   assert not np.array_equal(ema_samples, evaluator.samples(live, 8)[0])
   record = evaluate.evaluate_run(tmp_path, 8, 'test', batch_size=8)
   np.testing.assert_allclose(
-      record['eval/fid'], evaluator(sampling_variables(state), 8)['eval/fid'], rtol=1e-6)
+      record['eval/fid'], evaluator(ema_variables, 8)['eval/fid'], rtol=1e-6)
 
 
 def test_metrics_are_chosen_by_name(smoke_config, tmp_path, fid_cache):

@@ -15,7 +15,8 @@ from configs import baseline, recap
 from gan import data, parallel, steps, streams
 from gan import networks as networks_module
 from gan.networks import Networks
-from gan.state import create_state, ema_decay, sampling_variables
+from gan.sampling import trained_variables
+from gan.state import create_state, ema_decay
 
 BATCH = 8
 # Two separately compiled programs computing the same step agree to float rounding on the
@@ -334,10 +335,11 @@ def test_g_ema_averages_g_with_ramped_decay(update_rule):
     ema = jax.tree.map(lambda e, p, r=rate: r * e + (1 - r) * p, ema, params)
     chex.assert_trees_all_close(jax.device_get(state.g_ema), ema, rtol=1e-6, atol=1e-7)
   assert _changed(state.g_ema, state.g.params)  # An average, not a copy.
-  # Sampling uses the average, with the live G's BatchNorm statistics.
-  variables = sampling_variables(state)
+  # Sampling uses the average, with its own running statistics, averaged alike.
+  variables = trained_variables(state)
   chex.assert_trees_all_equal(variables['params'], state.g_ema)
-  chex.assert_trees_all_equal(variables['batch_stats'], state.g.batch_stats)
+  chex.assert_trees_all_equal(variables['batch_stats'], state.g_ema_collections['batch_stats'])
+  assert _changed(state.g_ema_collections['batch_stats'], state.g.batch_stats)
 
 
 def test_without_ema_the_state_keeps_none_and_samples_g_itself():
@@ -347,7 +349,7 @@ def test_without_ema_the_state_keeps_none_and_samples_g_itself():
   state, train_step = _setup(config, mesh)
   state, _ = train_step(state, _batch(mesh))
   assert state.g_ema is None
-  chex.assert_trees_all_equal(sampling_variables(state)['params'], state.g.params)
+  chex.assert_trees_all_equal(trained_variables(state)['params'], state.g.params)
 
 
 def _alternating(n_dis=1, g_batch_size=0, policy=''):

@@ -23,10 +23,10 @@ calls them.
 """
 
 from gan.models import dcgan, resnet, sngan_cnn  # noqa: F401  (the built-in families register on import)
-from gan.models.registry import (CLASS_HEADS, CLASS_LOGITS, FAMILIES, INTERMEDIATES,
+from gan.models.registry import (BATCH_STATS, CLASS_HEADS, CLASS_LOGITS, FAMILIES, INTERMEDIATES,
                                  STATE_COLLECTIONS, Family, ModelSpec, build_models,
                                  family_block, problems, register, spec_of)
 
-__all__ = ['CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES', 'STATE_COLLECTIONS',
+__all__ = ['BATCH_STATS', 'CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES', 'STATE_COLLECTIONS',
            'Family', 'ModelSpec', 'build_models',
            'family_block', 'problems', 'register', 'spec_of']
