@@ -19,13 +19,17 @@ def add_g_ema(config: ml_collections.ConfigDict, half_life_kimg: float = 10.0) -
 
 
 def add_spectral_norm_hinge(config: ml_collections.ConfigDict) -> None:
-  """D's kernels spectrally normalised and the hinge loss (Miyato et al. 2018). Spectral
-  norm replaces BatchNorm as D's stabiliser: a BatchNorm after a normalised layer would
-  rescale away the Lipschitz bound it sets, and SNGAN's D has none."""
+  """Every layer of D spectrally normalised and the hinge loss (Miyato et al. 2018),
+  trained as SN-GAN trains: alternating updates, G against the D just updated
+  (pfnet-research/sngan_projection updater.py; chainer-gan-lib's SNDCGAN), not the seed's
+  simultaneous step. Spectral norm replaces BatchNorm as D's stabiliser: a BatchNorm after
+  a normalised layer would rescale away the Lipschitz bound it sets, and SN-GAN's D has
+  none. On recap's D this normalises its two 5x5 convolutions and its Dense logit."""
   dcgan = config.model.dcgan
   dcgan.D.spectral_norm = True
   dcgan.D.batch_norm = (False,) * len(dcgan.D.channels)
   config.loss.name = 'hinge'
+  config.train.update_rule = 'alternating'
 
 
 def add_diffaugment(config: ml_collections.ConfigDict,

@@ -14,8 +14,9 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
 Variants add the field's improvements one at a time (configs/improvements.py), for the
 ablation of docs/results.md; each combines with smoke ('ema,smoke'):
 
-  ema       samples and metrics from an EMA of G (10 kimg half-life)
-  sn_hinge  spectral norm in D (replacing its BatchNorm) and the hinge loss
+  ema       samples and metrics from an EMA of G (10 kimg half-life, StyleGAN2-ADA's)
+  sn_hinge  spectral norm on every layer of recap's D (replacing its BatchNorm), the hinge
+            loss and SN-GAN's alternating update (G against the updated D)
   diffaug   DiffAugment color,translation,cutout on everything D sees
   all       the three together
   conditional  class-conditional BatchNorm in G and a projection head in D: ask for a
