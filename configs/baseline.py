@@ -1,6 +1,10 @@
 r"""The course project's initial DCGAN on CIFAR-10, exactly as the seed built it.
 
-The seed is a Keras DCGAN adapted from Fashion-MNIST to 32x32x3 CIFAR-10:
+Reference: the course notebook, CAVASOL/aiffel_quest
+`Exploration_quest/exploration_4/xp4_project.ipynb` (commit cc2eb147): cells 23 (G), 35
+(D), 42-47 (losses, Adam(1e-4)), 18 (batch 256), 52 (the simultaneous step), 63 (200
+epochs), 54 (grids sampled with training=False). The seed is a Keras DCGAN adapted from
+Fashion-MNIST to 32x32x3 CIFAR-10:
 
   G: Dense(4*4*256, no bias) -> BN -> LeakyReLU(0.3) -> reshape 4x4x256
      -> ConvT(128, 5x5, /2) -> BN -> LeakyReLU(0.3) -> ConvT(64) -> BN -> LeakyReLU(0.3)
@@ -11,6 +15,12 @@ The seed is a Keras DCGAN adapted from Fashion-MNIST to 32x32x3 CIFAR-10:
 Non-saturating BCE losses, Adam(1e-4) for both networks, updated simultaneously from one
 forward pass, batch 256, z ~ N(0, I) in 100 dimensions, 200 epochs; Keras' initialisers
 (Glorot-uniform kernels, zero biases) and BatchNorm (epsilon 1e-3, momentum 0.99).
+Where this differs from the notebook (docs/results.md): D's accuracy thresholds the
+probability at 0.5 (the notebook compares logits with 0.5), each epoch is a full
+permutation without its last partial batch (the notebook: a 10,000-image shuffle buffer),
+and grids and metrics sample G by the one protocol of every design (`eval.g_statistics`,
+standing statistics; `--config.eval.g_statistics=running` is the notebook's
+training=False).
 
 Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
 

@@ -1,5 +1,10 @@
 r"""The course project's improved ("recap") DCGAN: the baseline with the seed's changes.
 
+Reference: the course notebook's STEP 8, CAVASOL/aiffel_quest
+`Exploration_quest/exploration_4/xp4_project.ipynb` (commit cc2eb147): cells 69 (G), 77
+(D), 84 (Adam(2e-4, beta_1 0.5), constant: the "learning rate decay" its text names is
+not in its code), 91 (100 epochs); everything else as the initial design's cells.
+
   G: Dense(4*4*256, no bias) -> BN -> ReLU -> ConvT(256) -> BN -> ReLU -> ConvT(128)
      -> BN -> ReLU -> ConvT(3) -> tanh          (2,885,760 trainable + 8,960 BN statistics)
   D: Conv(64) -> LeakyReLU(0.2) -> Conv(128) -> BN -> LeakyReLU(0.2) -> flatten -> Dense(1)
@@ -11,8 +16,9 @@ Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
   python train.py --config configs/recap.py --workdir runs/recap
   python train.py --config configs/recap.py:smoke --workdir /tmp/smoke   # CPU, seconds
 
-Variants add the field's improvements one at a time (configs/improvements.py), for the
-ablation of docs/results.md; each combines with smoke ('ema,smoke'):
+Variants add the field's improvements one at a time (configs/improvements.py; none is in
+the course's notebook), for the ablation of docs/results.md; each combines with smoke
+('ema,smoke'):
 
   ema       samples and metrics from an EMA of G (10 kimg half-life, StyleGAN2-ADA's)
   sn_hinge  spectral norm on every layer of recap's D (replacing its BatchNorm), the hinge
@@ -28,7 +34,8 @@ ablation of docs/results.md; each combines with smoke ('ema,smoke'):
 
 Expect: on a 2-core CPU about 1.8 min an epoch; on one H200 GPU with
 --config.model.compute_dtype=bfloat16 --config.train.steps_per_call=65 all 100 epochs in
-about a minute, reaching FID ~53 (10,000 samples against the train set; docs/results.md).
+about a minute, reaching FID ~53 (10,000 samples against the train set, sampled with G's
+running statistics; docs/results.md).
 """
 
 import ml_collections

@@ -1,5 +1,11 @@
 r"""SN-GAN with a projection discriminator (Miyato & Koyama 2018): the class-conditional ResNet.
 
+Reference: pfnet-research/sngan_projection `configs/sn_cifar10_conditional.yml` (the
+unconditional file with n_classes 10), `gen_models/resblocks.py` and
+`source/links/categorical_conditional_batch_normalization.py` (per-class gains and biases
+starting at 1 and 0; G's last BatchNorm plain), `dis_models/snresnet_32.py` (the projection
+onto a spectrally normalised class embedding).
+
   G: configs/sngan_resnet.py's G with class-conditional BatchNorm in its blocks (a gain
      and a bias per class; the last BatchNorm stays plain, as in the authors' code)
   D: its D, plus the projection <embed(y), h> of the pooled features h onto a
@@ -7,7 +13,8 @@ r"""SN-GAN with a projection discriminator (Miyato & Koyama 2018): the class-con
                                    (gan/models/resnet.py, gan/models/conditioning.py)
 
 Everything else as configs/sngan_resnet.py: hinge, n_dis 5, D batches of 64 and G
-batches of 128, Adam(2e-4, 0, 0.9) decayed linearly to 0 over 50k G updates, an EMA of G.
+batches of 128, Adam(2e-4, 0, 0.9) decayed linearly to 0 over 50k G updates, no EMA
+(variants as there: `ema`, `diffaug`).
 The real batch's labels go to D; fakes are drawn for uniform labels (class-balanced in
 evaluation); the grids show one row per class.
 
@@ -26,11 +33,11 @@ import ml_collections
 
 from configs import baseline, improvements, sngan_resnet
 
-VARIANTS = {'diffaug': improvements.add_diffaugment}
+VARIANTS = sngan_resnet.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  """Returns the SN-GAN projection config; `variant`: 'diffaug' and/or 'smoke'."""
+  """Returns the SN-GAN projection config; `variant`: 'ema', 'diffaug' and/or 'smoke'."""
   config = sngan_resnet.get_config()
   improvements.add_conditioning(config)
   return baseline.apply_variants(config, variant, VARIANTS)

@@ -19,7 +19,7 @@ from gan.models import conditioning
 from gan.networks import Networks
 
 CONDITIONAL_SPECS = ['configs/recap.py:diffaug,conditional', 'configs/sngan_projection.py',
-                     'configs/biggan_cifar.py']
+                     'configs/biggan_cifar.py', 'configs/biggan_cifar.py:hier']
 
 
 def _small(spec):
@@ -130,7 +130,7 @@ def test_projection_equals_its_formula(spectral_norm):
 
 
 def test_biggan_conditions_each_block_on_its_chunk_of_z_and_the_shared_embedding():
-  config = _small('configs/biggan_cifar.py')
+  config = _small('configs/biggan_cifar.py:hier')
   networks, g_vars, _, z, _ = _init(config, batch=2)
   assert 'SharedEmbed' in g_vars['params']
   gains = g_vars['params']['GBlock_0']['BatchNorm_0']['gain']
@@ -150,7 +150,7 @@ def test_biggan_conditions_each_block_on_its_chunk_of_z_and_the_shared_embedding
     (lambda c: setattr(c.model.resnet, 'weight_init', 'he'), "weight_init='he' is unknown"),
 ])
 def test_bad_conditioning_settings_are_named(edit, message):
-  config = load_config('configs/biggan_cifar.py')
+  config = load_config('configs/biggan_cifar.py:hier')
   edit(config)
   assert any(message in problem for problem in models.problems(config))
 

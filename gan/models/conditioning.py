@@ -27,6 +27,9 @@ class ConditionalBatchNorm(nn.Module):
   Given `condition` [N, d] instead (BigGAN, Brock et al. 2019: a shared class embedding
   joined to a chunk of z), gain = 1 + W_g c and bias = W_b c, linear maps spectrally
   normalised with `spectral_norm`, in place of the per-class tables.
+
+  `table_scale` > 0 starts the tables at 1 + N(0, scale^2) and N(0, scale^2) instead
+  (BigGAN-PyTorch's N02 initialisation of its gain = 1 + embed(y) and bias = embed(y)).
   """
   num_classes: int
   use_running_average: bool
@@ -34,6 +37,7 @@ class ConditionalBatchNorm(nn.Module):
   epsilon: float = 1e-5
   spectral_norm: bool = False
   kernel_init: Callable = nn.initializers.xavier_uniform()
+  table_scale: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -43,10 +47,12 @@ class ConditionalBatchNorm(nn.Module):
                      epsilon=self.epsilon, use_scale=False, use_bias=False, dtype=self.dtype,
                      name='BatchNorm')(x)
     if condition is None:
-      gain = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones,
-                      name='gain')(labels)
-      bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros,
-                      name='bias')(labels)
+      spread = nn.initializers.normal(self.table_scale)
+      ones = (nn.initializers.ones if not self.table_scale else
+              lambda key, shape, dtype=jnp.float32: 1 + spread(key, shape, dtype))
+      zeros = spread if self.table_scale else nn.initializers.zeros
+      gain = nn.Embed(self.num_classes, features, embedding_init=ones, name='gain')(labels)
+      bias = nn.Embed(self.num_classes, features, embedding_init=zeros, name='bias')(labels)
     else:
       train = not self.use_running_average
       linear = lambda name: nn.Dense(features, use_bias=False, kernel_init=self.kernel_init,
@@ -58,8 +64,8 @@ class ConditionalBatchNorm(nn.Module):
 
 
 def batch_norm(num_classes: int, train: bool, momentum: float, epsilon: float, dtype,
-               spectral_norm: bool = False, kernel_init: Callable | None = None
-               ) -> Callable[..., Array]:
+               spectral_norm: bool = False, kernel_init: Callable | None = None,
+               table_scale: float = 0.0) -> Callable[..., Array]:
   """G's normalisation: `norm(x, labels, condition=None, name=None)`, plain BatchNorm for
   an unconditional model (`num_classes` 0; the labels are None and unused), else
   `ConditionalBatchNorm`. Call it from a compact `__call__` (it creates the layer)."""
@@ -73,14 +79,16 @@ def batch_norm(num_classes: int, train: bool, momentum: float, epsilon: float, d
       raise ValueError('A conditional generator was called without labels.')
     extra = {} if kernel_init is None else {'kernel_init': kernel_init}
     return ConditionalBatchNorm(num_classes, use_running_average=not train, momentum=momentum,
-                                epsilon=epsilon, spectral_norm=spectral_norm, dtype=dtype,
-                                name=name, **extra)(x, labels, condition)
+                                epsilon=epsilon, spectral_norm=spectral_norm,
+                                table_scale=table_scale, dtype=dtype, name=name,
+                                **extra)(x, labels, condition)
 
   return norm
 
 
 def class_term(module: nn.Module, head: str, features: Array, labels: Array,
-               num_classes: int, spectral_norm: bool, train: bool, dtype=jnp.float32) -> Array:
+               num_classes: int, spectral_norm: bool, train: bool, dtype=jnp.float32,
+               embedding_init: Callable | None = None) -> Array:
   """What a conditional D adds to its logit from its features h [N, F] (call it from the
   compact `__call__` of `module`, D itself):
 
@@ -89,7 +97,7 @@ def class_term(module: nn.Module, head: str, features: Array, labels: Array,
     D sows as `intermediates/class_logits`, for the AC-GAN loss (Odena et al. 2017).
   """
   if head == 'projection':
-    return projection(features, labels, num_classes, spectral_norm, train, dtype)
+    return projection(features, labels, num_classes, spectral_norm, train, dtype, embedding_init)
   if head != 'acgan':
     raise ValueError(f'Unknown class head {head!r}; use one of {list(registry.CLASS_HEADS)}.')
   classifier = nn.Dense(num_classes, kernel_init=nn.initializers.xavier_uniform(),
@@ -100,15 +108,15 @@ def class_term(module: nn.Module, head: str, features: Array, labels: Array,
 
 
 def projection(features: Array, labels: Array, num_classes: int, spectral_norm: bool,
-               train: bool, dtype=jnp.float32) -> Array:
+               train: bool, dtype=jnp.float32, embedding_init: Callable | None = None) -> Array:
   """<embed(y), h> [N]: the projection discriminator's class term (Miyato & Koyama 2018),
   added to D's unconditional logit linear(h). The embedding starts Xavier-uniform, as in
-  their code, and is spectrally normalised with D's layers. Call it from a compact
-  `__call__` (it creates the layer `ClassEmbed`)."""
+  their code (or as `embedding_init`), and is spectrally normalised with D's layers. Call
+  it from a compact `__call__` (it creates the layer `ClassEmbed`)."""
   if labels is None:
     raise ValueError('A conditional discriminator was called without labels.')
   embed = nn.Embed(num_classes, features.shape[-1],
-                   embedding_init=nn.initializers.xavier_uniform(), dtype=dtype,
-                   name='ClassEmbed')
+                   embedding_init=embedding_init or nn.initializers.xavier_uniform(),
+                   dtype=dtype, name='ClassEmbed')
   embedded = apply_layer(embed, labels, spectral_norm, train)
   return jnp.sum(embedded.astype(jnp.float32) * features.astype(jnp.float32), axis=-1)

@@ -35,14 +35,25 @@ from gan.models import conditioning, dcgan, layers, registry
 Array = jax.Array
 
 RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')  # Xavier, gain sqrt(2).
-# `weight_init` of the blocks: SN-GAN's Xavier scheme above, or BigGAN's orthogonal kernels.
-INITS = ('xavier', 'orthogonal')
+# `weight_init`: SN-GAN's Xavier scheme above; orthogonal kernels (the BigGAN paper's, at
+# ImageNet scale); or N(0, 0.02) for every kernel and class table (BigGAN-PyTorch's CIFAR-10
+# script, --G_init N02 --D_init N02).
+INITS = ('xavier', 'orthogonal', 'normal02')
 
 
 def kernel_init(init: str, residual: bool = False):
   if init == 'orthogonal':
     return nn.initializers.orthogonal()
+  if init == 'normal02':
+    return nn.initializers.normal(0.02)
   return RESIDUAL_INIT if residual else ops.glorot_uniform
+
+
+def table_scale(init: str) -> float:
+  """The spread of the class tables' initial values (conditional BatchNorm's gains about 1
+  and biases about 0, the projection's embedding): BigGAN-PyTorch's N02 draws them from
+  N(0, 0.02) (its gains are 1 + embed(y)); 0 starts them at exactly 1 and 0 (SN-GAN)."""
+  return 0.02 if init == 'normal02' else 0.0
 
 
 def _upsample(x: Array) -> Array:
@@ -89,7 +100,8 @@ class GBlock(_Layers):
   def __call__(self, x: Array, labels: Array | None, condition: Array | None,
                train: bool) -> Array:
     norm = conditioning.batch_norm(self.num_classes, train, self.bn_momentum, self.bn_epsilon,
-                                   self.dtype, self.spectral_norm, kernel_init(self.weight_init))
+                                   self.dtype, self.spectral_norm, kernel_init(self.weight_init),
+                                   table_scale(self.weight_init))
     h = _upsample(nn.relu(norm(x, labels, condition, name='BatchNorm_0')))
     h = self.conv(h, self.features, 3, 'Conv_0', train)
     h = nn.relu(norm(h, labels, condition, name='BatchNorm_1'))
@@ -187,8 +199,10 @@ class ResNetDiscriminator(nn.Module):
     logits = layers.apply_layer(head, x, self.spectral_norm, train)
     logits = logits[:, 0].astype(jnp.float32)
     if self.num_classes:
+      embedding_init = (kernel_init(self.weight_init) if table_scale(self.weight_init)
+                        else None)
       logits += conditioning.class_term(self, self.class_head, x, labels, self.num_classes,
-                                        self.spectral_norm, train, self.dtype)
+                                        self.spectral_norm, train, self.dtype, embedding_init)
     return logits
 
 
