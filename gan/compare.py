@@ -46,7 +46,10 @@ def summarize_run(workdir: Path) -> dict:
   # Each evaluation at its step's training time: its own `time_s` (evaluations during
   # training) or that of the last training step logged before it (`gan.evaluate`).
   times = {r['step']: r['time_s'] for r in records if 'time_s' in r}
-  protocol = lambda r: (r['eval/num_samples'], r['eval/reference'])
+  # Records from before the sampling statistics were recorded sampled with the running ones.
+  protocol = lambda r: (r['eval/num_samples'], r['eval/reference'],
+                        r.get('eval/g_statistics', 'running'))
+  described = lambda p: f'{p[0]:,} vs {p[1]}, {p[2]} statistics'
   quality, fid_curve, curve_protocol = {}, [], ''
   if evals:
     # The table shows the latest evaluation with the most samples; the curve, the protocol
@@ -59,7 +62,7 @@ def summarize_run(workdir: Path) -> dict:
                'IS': last.get('eval/is', np.nan),
                'class accuracy': last.get('eval/class_accuracy', np.nan),
                'intra-FID': last.get('eval/intra_fid', np.nan),
-               'eval samples': f'{last["eval/num_samples"]:,} vs {last["eval/reference"]}'}
+               'eval samples': described(protocol(last))}
     counts = {}
     for r in evals:
       if 'eval/fid' in r:
@@ -68,7 +71,7 @@ def summarize_run(workdir: Path) -> dict:
       chosen = max(counts, key=lambda p: (counts[p], p[0]))
       fid_curve = sorted((r['kimg'], r.get('time_s', _time_at(times, r['step'])), r['eval/fid'])
                          for r in evals if 'eval/fid' in r and protocol(r) == chosen)
-      curve_protocol = f'{chosen[0]:,} samples vs {chosen[1]}'
+      curve_protocol = described(chosen)
   return {
       'run': workdir.name, 'design': design_of(config),
       'epochs': records[-1]['epoch'], 'G params': g_params,

@@ -2,11 +2,11 @@ r"""Sample quality of a run's generator, appended to its metrics file.
 
   python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
                          [--metrics fid,kid,recognisability] [--batch_size 50]
-                         [--inception_logits PATH] [--step N]
+                         [--inception_logits PATH] [--step N] [--g_statistics standing]
 
-Samples G (inference mode, its EMA parameters when the run keeps them, noise from the
-run's own 'eval' random stream, labels balanced over the classes for a conditional
-model) at the latest checkpoint (or the kept one of `--step`, for a curve of quality over
+Samples G (`gan.sampling`: its EMA when the run keeps one, BatchNorm set as the run's
+`eval.g_statistics` or `--g_statistics` says, noise from the run's own 'eval' random
+stream, labels balanced over the classes for a conditional model) at the latest checkpoint (or the kept one of `--step`, for a curve of quality over
 training), quantised to uint8, and measures each metric named
 (`gan.metrics`; default: the run's `config.eval.metrics`):
 
@@ -20,7 +20,7 @@ training), quantised to uint8, and measures each metric named
     `config.eval.inception_logits` or $GAN_INCEPTION_LOGITS); given a file, it is added.
 
 The record {"step", "epoch", "kimg", "g_steps", "d_steps", "eval/...", "eval/num_samples",
-"eval/reference"} is appended to `<workdir>/metrics.jsonl`. The training loop calls the
+"eval/reference", "eval/g_statistics"} is appended to `<workdir>/metrics.jsonl`. The training loop calls the
 same `Evaluator` on its `config.eval.every` schedule.
 """
 
@@ -32,7 +32,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan import checkpoint, config_files, data, metrics, parallel, schedule, streams
+from gan import checkpoint, config_files, data, metrics, parallel, sampling, schedule, streams
 from gan import visualize
 from gan.networks import Networks
 from gan.sampling import Sampling
@@ -71,7 +71,8 @@ class Evaluator:
     record = {}
     for metric in self._metrics:
       record.update(metric(samples))
-    return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.context.reference}
+    return {**record, 'eval/num_samples': num_samples, 'eval/reference': self.context.reference,
+            'eval/g_statistics': self.sampling.mode}
 
 
 def generate_uint8(sample: parallel.OverMesh, g_variables, z: np.ndarray,
@@ -114,11 +115,13 @@ def load_run(workdir: Path, step: int | None = None
 
 
 def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', batch_size: int = 0,
-                 inception_logits: str = '', metric_names=None, step: int | None = None
-                 ) -> dict:
+                 inception_logits: str = '', metric_names=None, step: int | None = None,
+                 g_statistics: str = '') -> dict:
   """Evaluates the latest checkpoint of `workdir` (or that of `step`); appends and returns
-  the record. The reference split and Inception batch default to the run's `config.eval`."""
+  the record. The reference split, Inception batch and G's sampling statistics default to
+  the run's `config.eval`."""
   config, networks, state = load_run(workdir, step)
+  config.eval.g_statistics = g_statistics or config.eval.g_statistics
   names = list(config.eval.metrics if metric_names is None else metric_names)
   if inception_logits and 'inception_score' not in names:
     names.append('inception_score')
@@ -180,12 +183,15 @@ def main(argv=None) -> None:
                            f'(default ${metrics.INCEPTION_LOGITS_ENV}; none: no IS)')
   parser.add_argument('--step', type=int, default=None,
                       help='a kept checkpoint to evaluate (default: the latest)')
+  parser.add_argument('--g_statistics', '--g-statistics', choices=sampling.STATISTICS, default='',
+                      help="how G's BatchNorm is set when sampling (default: the run's "
+                           "eval.g_statistics; gan/sampling.py)")
   args = parser.parse_args(argv)
   if args.num_samples < 2:
     parser.error(f'--num_samples={args.num_samples}: need at least 2 samples.')
   names = [name.strip() for name in args.metrics.split(',') if name.strip()] or None
   record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size,
-                        args.inception_logits, names, args.step)
+                        args.inception_logits, names, args.step, args.g_statistics)
   print(f'step {record["step"]}: {format_record(record)}  ({args.num_samples} samples vs '
         f'{record["eval/reference"]})')
 

@@ -6,8 +6,9 @@ r"""Images from a trained run: a grid, image sets for other tools, latent interp
   python -m gan.sample --workdir runs/recap --interpolate 5         # + interpolation.gif
   python -m gan.sample --workdir RUN --class horse --truncation 1.0 --seed 7 --step 3900
 
-G is the run's latest checkpoint (or the kept one of `--step`), its EMA parameters when
-the run keeps them, in inference mode. Every draw comes from `--seed` (one named stream per
+G is the run's latest checkpoint (or the kept one of `--step`), sampled as `gan.sampling`
+sets it: its EMA when the run keeps one, its BatchNorm as the run's `eval.g_statistics`
+(or `--g_statistics`) says. Every draw comes from `--seed` (one named stream per
 use: 'grid', 'images', 'interpolation'), so the same seed and checkpoint give the same
 pictures bit for bit. Outputs go to `--out` (default `<workdir>/sampled`):
 
@@ -33,7 +34,7 @@ import jax
 import numpy as np
 
 from gan import data, evaluate, streams, visualize
-from gan.sampling import Sampling
+from gan.sampling import STATISTICS, Sampling
 
 FRAMES_PER_SEGMENT = 12  # Interpolation frames between two keyframes.
 
@@ -80,8 +81,9 @@ class Sampler:
   """G of a run at one checkpoint, and the draws of one seed."""
 
   def __init__(self, workdir: Path, step: int | None = None, seed: int = 0,
-               truncation: float = 0.0, batch_size: int = 100):
+               truncation: float = 0.0, batch_size: int = 100, g_statistics: str = ''):
     self.config, self.networks, state = evaluate.load_run(Path(workdir), step)
+    self.config.eval.g_statistics = g_statistics or self.config.eval.g_statistics
     self.step = int(state.step)
     self.sampling = Sampling(self.config, self.networks)
     self.variables = self.sampling.variables(state)
@@ -153,6 +155,8 @@ def main(argv=None) -> None:
   parser.add_argument('--class', dest='class_name', default=None,
                       help='a class name or index (conditional runs only)')
   parser.add_argument('--batch_size', '--batch-size', type=int, default=100)
+  parser.add_argument('--g_statistics', '--g-statistics', choices=STATISTICS, default='',
+                      help="how G's BatchNorm is set (default: the run's eval.g_statistics)")
   args = parser.parse_args(argv)
   for name, value, least in (('--num', args.num, 0), ('--grid_size', args.grid_size, 1),
                              ('--batch_size', args.batch_size, 1),
@@ -165,7 +169,8 @@ def main(argv=None) -> None:
     parser.error('--png writes the --num images: give --num too.')
   try:
     latents(jax.random.PRNGKey(0), 1, 1, args.truncation)  # Checks the threshold first.
-    sampler = Sampler(args.workdir, args.step, args.seed, args.truncation, args.batch_size)
+    sampler = Sampler(args.workdir, args.step, args.seed, args.truncation, args.batch_size,
+                      args.g_statistics)
     fixed = (None if args.class_name is None else
              class_index(args.class_name, sampler.class_names, sampler.conditional))
   except (FileNotFoundError, SampleError) as error:

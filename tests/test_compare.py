@@ -56,7 +56,7 @@ def test_table_reports_each_run_from_its_own_files(two_runs, tmp_path):
   assert iio.imread(tmp_path / 'fid.png').shape[1] > 500
   assert not compare.plot_fid(rows[:1], tmp_path / 'none.png')
   assert not (tmp_path / 'none.png').exists()
-  assert '| 250 | 0.21 | 0.125 | 1.5 | 20 vs cifar10:test |' in table[3]
+  assert '| 250 | 0.21 | 0.125 | 1.5 | 20 vs cifar10:test, running statistics |' in table[3]
   assert '| n/a | n/a | n/a | n/a | n/a |' in table[2]  # The unevaluated run.
 
   compare.grids_side_by_side(rows, tmp_path / 'grids.png')
@@ -106,9 +106,10 @@ def test_kept_checkpoints_draw_the_curve_and_the_largest_evaluation_fills_the_ta
               record(kept[1], 0.2, 80.0, 5000)):
       f.write(json.dumps(r) + '\n')
   row = compare.summarize_run(run)
-  assert row['FID'] == 80.0 and row['eval samples'] == '5,000 vs cifar10:test'
+  assert (row['FID'] == 80.0 and
+          row['eval samples'] == '5,000 vs cifar10:test, running statistics')
   assert [point[2] for point in row['fid_curve']] == [120.0, 90.0]  # By kimg; 2k only.
-  assert row['fid_curve_protocol'] == '2,000 samples vs cifar10:test'
+  assert row['fid_curve_protocol'] == '2,000 vs cifar10:test, running statistics'
   assert compare.plot_fid([row], tmp_path / 'fid.png')
 
 

@@ -66,8 +66,11 @@ def test_evaluate_samples_the_ema_generator(smoke_config, tmp_path, fid_cache):
   live = evaluator.sampling.variables(state.replace(g_ema=None, g_ema_collections=None))
   assert not np.array_equal(ema_samples, evaluator.samples(live, 8)[0])
   record = evaluate.evaluate_run(tmp_path, 8, 'test', batch_size=8)
+  assert record['eval/g_statistics'] == 'standing'  # The protocol, recorded.
   np.testing.assert_allclose(
       record['eval/fid'], evaluator(ema_variables, 8)['eval/fid'], rtol=1e-6)
+  running = evaluate.evaluate_run(tmp_path, 8, 'test', batch_size=8, g_statistics='running')
+  assert running['eval/g_statistics'] == 'running' and running['eval/fid'] != record['eval/fid']
 
 
 def test_metrics_are_chosen_by_name(smoke_config, tmp_path, fid_cache):

@@ -156,3 +156,26 @@ def test_a_folder_without_a_run_fails_clearly(tmp_path, capsys):
   with pytest.raises(SystemExit):
     sample.main(['--workdir', str(tmp_path)])
   assert 'is ' + str(tmp_path) + ' a run folder' in capsys.readouterr().err
+
+
+def test_the_ema_is_sampled_with_its_own_statistics_as_the_run_or_the_flag_says(run, tmp_path):
+  """gan.sample's G is the EMA with standing statistics by default (the run's
+  eval.g_statistics), with the EMA's averaged running statistics under --g_statistics
+  running; the two grids differ."""
+  from gan import evaluate
+  _, _, state = evaluate.load_run(run)
+  default = sample.Sampler(run)
+  assert default.sampling.mode == 'standing'
+  np.testing.assert_array_equal(default.variables['params']['Dense_0']['kernel'],
+                                state.g_ema['Dense_0']['kernel'])
+  running = sample.Sampler(run, g_statistics='running')
+  for path, value in jax.tree_util.tree_leaves_with_path(running.variables['batch_stats']):
+    expected = state.g_ema_collections['batch_stats']
+    for key in path:
+      expected = expected[key.key]
+    np.testing.assert_array_equal(value, expected)
+  sample.main(['--workdir', str(run), '--out', str(tmp_path / 's'), '--grid_size', '3'])
+  sample.main(['--workdir', str(run), '--out', str(tmp_path / 'r'), '--grid_size', '3',
+               '--g_statistics', 'running'])
+  assert not np.array_equal(iio.imread(tmp_path / 's' / 'grid.png'),
+                            iio.imread(tmp_path / 'r' / 'grid.png'))
