@@ -14,8 +14,8 @@ previous update, no EMA).
 The hinge loss, Adam(2e-4, beta1 0.5, beta2 0.999) for both, one D update per G update,
 alternating (setting C, the one chainer-gan-lib runs), batch 64, z ~ N(0, I) in 128
 dimensions, Chainer's BatchNorm (running = 0.9 running + 0.1 batch, epsilon 2e-5), 100k G
-updates (128 epochs). Not the reference's: Glorot-uniform kernels (chainer-gan-lib draws
-N(0, 0.02)).
+updates (128 epochs), every kernel drawn from N(0, 0.02) (chainer-gan-lib's and
+compare_gan's SNDCGAN).
 
 Run (data from $GAN_CIFAR10_DIR, or TFDS when it is unset):
 
@@ -52,6 +52,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   block.conv_transpose_impl = 'subpixel'
   block.strided_conv_impl = 'subpixel_grad'
   block.winograd = True
+  block.weight_init = 'normal02'  # chainer-gan-lib's Normal(0.02); or 'glorot' (Keras').
   block.G = ml_collections.ConfigDict()
   block.G.base_channels = 512          # The 4x4 seed's channels.
   block.G.channels = (256, 128, 64)    # ConvT 4x4/2 widths, each doubling the size.

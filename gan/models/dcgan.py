@@ -52,8 +52,8 @@ def _square_conv_layer(impls: dict, impl: str) -> Callable[..., nn.Module]:
 
   def flax_conv(features, kernel_size, strides, winograd=None, **kw):
     del winograd  # XLA picks the Flax layer's algorithm.
-    return layer(features, (kernel_size, kernel_size), (strides, strides), padding='SAME',
-                 kernel_init=ops.glorot_uniform, **kw)
+    kw.setdefault('kernel_init', ops.glorot_uniform)
+    return layer(features, (kernel_size, kernel_size), (strides, strides), padding='SAME', **kw)
 
   return flax_conv
 
