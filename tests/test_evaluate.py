@@ -85,7 +85,7 @@ def test_metrics_are_chosen_by_name(smoke_config, tmp_path, fid_cache):
            if 'eval/num_samples' in r]
   assert len(evals) == 1 and evals[0]['epoch'] == 2.0
   assert {k for k in evals[0] if k.startswith('eval/')} == {
-      'eval/kid', 'eval/kid_std', 'eval/num_samples', 'eval/reference'}
+      'eval/kid', 'eval/kid_std', 'eval/num_samples', 'eval/reference', 'eval/g_statistics'}
   record = evaluate.evaluate_run(tmp_path, 20, 'test', batch_size=10,
                                  metric_names=['recognisability'])
   assert 'eval/recognisable' in record and 'eval/fid' not in record and 'eval/kid' not in record
