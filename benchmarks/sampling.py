@@ -49,8 +49,9 @@ def main(argv=None) -> None:
   size = config.eval.grid_size ** 2
   z = networks.latents(streams.run_keys(config.seed)['samples'], size)
   labels = networks.balanced_labels(size)
+  standing_batch = config.eval.standing_batch_size or config.train.batch_size
   print(f'{where} ({jax.devices()[0].platform}): grid of {size}, standing statistics of '
-        f'{config.eval.standing_batches} x {config.eval.standing_batch_size or config.train.batch_size}')
+        f'{config.eval.standing_batches} x {standing_batch}')
   for mode in sampling.STATISTICS:
     config.eval.g_statistics = mode
     sampler = sampling.Sampling(config, networks)

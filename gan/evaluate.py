@@ -6,7 +6,8 @@ r"""Sample quality of a run's generator, appended to its metrics file.
 
 Samples G (`gan.sampling`: its EMA when the run keeps one, BatchNorm set as the run's
 `eval.g_statistics` or `--g_statistics` says, noise from the run's own 'eval' random
-stream, labels balanced over the classes for a conditional model) at the latest checkpoint (or the kept one of `--step`, for a curve of quality over
+stream, labels balanced over the classes for a conditional model) at the latest
+checkpoint (or the kept one of `--step`, for a curve of quality over
 training), quantised to uint8, and measures each metric named
 (`gan.metrics`; default: the run's `config.eval.metrics`):
 
@@ -20,7 +21,8 @@ training), quantised to uint8, and measures each metric named
     `config.eval.inception_logits` or $GAN_INCEPTION_LOGITS); given a file, it is added.
 
 The record {"step", "epoch", "kimg", "g_steps", "d_steps", "eval/...", "eval/num_samples",
-"eval/reference", "eval/g_statistics"} is appended to `<workdir>/metrics.jsonl`. The training loop calls the
+"eval/reference", "eval/g_statistics"} is appended to `<workdir>/metrics.jsonl`. The
+training loop calls the
 same `Evaluator` on its `config.eval.every` schedule.
 """
 
@@ -130,7 +132,8 @@ def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', bat
   steps_per_epoch = _steps_per_epoch(workdir)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
             'kimg': float(state.kimg), 'g_steps': int(state.g.step),
-            'd_steps': int(state.d.step), **evaluator(evaluator.sampling.variables(state), num_samples)}
+            'd_steps': int(state.d.step),
+            **evaluator(evaluator.sampling.variables(state), num_samples)}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   if 'eval/confusion' in record:

@@ -102,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   train_steps = steps.make_train_steps(config, networks, mesh)
   step_inputs = _step_inputs(config, dataset, mesh)
   sampling = Sampling(config, networks)
-  sample, grid_rows, row_names = _grid_sampler(config, networks, sampling)
+  sample, grid_rows, row_names = _grid_sampler(config, sampling)
   samples_every = schedule.parse(config.eval.samples_every)
   eval_every = schedule.parse(config.eval.every)
   checkpoint_every = schedule.parse(config.checkpoint.every)
@@ -264,10 +264,11 @@ def _step_inputs(config: ml_collections.ConfigDict, dataset: dict, mesh: Mesh):
                              for key, values in dataset.items()})
 
 
-def _grid_sampler(config: ml_collections.ConfigDict, networks: Networks, sampling: Sampling):
+def _grid_sampler(config: ml_collections.ConfigDict, sampling: Sampling):
   """(G's variables as sampled -> the fixed grid's samples in [-1, 1] on the host, its rows,
   the rows' names or None): grid_size x grid_size samples, or for a conditional model one
   row of grid_size per class, named; noise from the run's 'samples' stream."""
+  networks = sampling.networks
   size = config.eval.grid_size
   rows, names = size, None
   if networks.conditional:

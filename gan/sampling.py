@@ -4,11 +4,12 @@ metrics (`gan.evaluate`), `gan.sample` and the notebook all sample through `Samp
 
 How G's BatchNorm is set when sampling (`config.eval.g_statistics`):
 
-  'standing'  BigGAN's standing statistics (BigGAN-PyTorch `utils.accumulate_standing_stats`,
-              StudioGAN `apply_standing_statistics`): G runs in train mode over
-              `eval.standing_batches` batches of `eval.standing_batch_size` fresh latents
-              (and uniform labels), each BatchNorm's batch means and variances are
-              averaged over them, and G samples in inference mode with those averages.
+  'standing'  BigGAN's standing statistics (BigGAN-PyTorch `utils.accumulate_standing_stats`
+              with its `myBN`; StudioGAN's momentum-0.1 variant is not this): G runs in
+              train mode over `eval.standing_batches` batches of
+              `eval.standing_batch_size` fresh latents (and uniform labels), each
+              BatchNorm's batch means and variances are averaged over them, and G
+              samples in inference mode with those averages.
               They are statistics of exactly the parameters sampled, whatever the EMA
               or the running averages' momentum, and the same for a seed.
   'running'   the running averages kept in training: the live G's for G, the EMA's own

@@ -27,6 +27,7 @@ from gan.models.registry import (BATCH_STATS, CLASS_HEADS, CLASS_LOGITS, FAMILIE
                                  STATE_COLLECTIONS, Family, ModelSpec, build_models,
                                  family_block, problems, register, spec_of)
 
-__all__ = ['BATCH_STATS', 'CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES', 'STATE_COLLECTIONS',
+__all__ = ['BATCH_STATS', 'CLASS_HEADS', 'CLASS_LOGITS', 'FAMILIES', 'INTERMEDIATES',
+           'STATE_COLLECTIONS',
            'Family', 'ModelSpec', 'build_models',
            'family_block', 'problems', 'register', 'spec_of']
