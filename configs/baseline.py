@@ -144,6 +144,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # last grid, after the call of steps that passes it. Counted over resumes (the
   # `time_s` of metrics.jsonl), for comparisons at an equal budget.
   config.train.time_budget_minutes = 0.0
+  # What the budget counts: 'wall' seconds, or 'cpu', this process' CPU seconds (a CPU run
+  # pinned to its own core with `taskset`, fair when other work shares the machine).
+  config.train.time_budget_clock = 'wall'
   # 'simultaneous': the seed's step, G and D updated from one forward pass (two tapes;
   # n_dis 1, G's batch = D's). 'alternating': n_dis D steps, then a G step on fresh
   # noise against the updated D.

@@ -103,6 +103,7 @@ def upgrade(stored: dict) -> dict:
   config['loss'].setdefault('class_weight', 1.0)
   for name, value in (('g_batch_size', 0), ('n_dis', 1), ('g_ema_decay', 0.0),
                       ('g_ema_half_life_kimg', 0.0), ('time_budget_minutes', 0.0),
+                      ('time_budget_clock', 'wall'),
                       ('require_accelerator', False), ('g_ema_start_step', 0)):
     config['train'].setdefault(name, value)
   config['data'].setdefault('random_flip', False)

@@ -29,8 +29,9 @@ class MetricWriter:
   def __init__(self, workdir: str | Path, resume_step: int, tensorboard: bool,
                writes: bool = True):
     self.path = Path(workdir) / 'metrics.jsonl'
-    # The training seconds the kept records reached: a resumed run's clock goes on there.
-    self.resumed_seconds = 0.0
+    # The training seconds (wall and the process' CPU) the kept records reached: a resumed
+    # run's clocks go on there.
+    self.resumed_seconds = self.resumed_cpu_seconds = 0.0
     self._file = self._tensorboard = None
     if not writes:  # A process of a multi-host run other than the main one: no files.
       return
@@ -44,6 +45,8 @@ class MetricWriter:
       atomic.write_text(self.path, ''.join(line + '\n' for line, _ in kept))
       self.resumed_seconds = max((record.get('time_s', 0.0) for _, record in kept),
                                  default=0.0)
+      self.resumed_cpu_seconds = max((record.get('cpu_s', 0.0) for _, record in kept),
+                                     default=0.0)
     self._file = open(self.path, 'a')
     if tensorboard:
       from tensorboardX import SummaryWriter  # Imported only when asked for.
@@ -86,13 +89,24 @@ def progress_bar(total_steps: int, initial_step: int, enabled: bool) -> tqdm.tqd
 class TrainClock:
   """Seconds of training of a run: this invocation's wall time since it started (its
   compilation, periodic work and checkpoints included), after `offset` seconds of the
-  invocations before it."""
+  invocations before it; and the CPU seconds of this process (all its threads) the same
+  way, after `cpu_offset`.
 
-  def __init__(self, offset: float = 0.0):
+  A CPU run pinned to its own core spends CPU seconds as it spends wall seconds when
+  nothing else runs there; when something does, its wall clock runs on while its CPU
+  clock counts only the time it had the core: a budget in CPU seconds is fair to runs
+  that shared the machine unequally.
+  """
+
+  def __init__(self, offset: float = 0.0, cpu_offset: float = 0.0):
     self._start = time.perf_counter() - offset
+    self._cpu_start = time.process_time() - cpu_offset
 
   def seconds(self) -> float:
     return time.perf_counter() - self._start
+
+  def cpu_seconds(self) -> float:
+    return time.process_time() - self._cpu_start
 
 
 class MetricBuffer:
@@ -144,7 +158,8 @@ class MetricBuffer:
             f'({ {k: float(metrics[k]) for k in bad} }); stopping. The last checkpoint '
             f'was written before this step and is intact.')
       record = {**self._counters(step), **{k: float(v) for k, v in metrics.items()},
-                'img_per_sec': img_per_sec, 'time_s': round(self._clock.seconds(), 3)}
+                'img_per_sec': img_per_sec, 'time_s': round(self._clock.seconds(), 3),
+                'cpu_s': round(self._clock.cpu_seconds(), 3)}
       self._writer.write(record)
       self.last = record
     self._pending = []

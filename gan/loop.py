@@ -53,8 +53,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   `stop_at_step` ends this invocation after that global step, with a checkpoint, as a
   SIGTERM would (for notebooks with session limits); rerunning continues from there.
   `train.time_budget_minutes` ends the run the same way once its logged `time_s` (the
-  training seconds of all its invocations) passes the budget: runs compared at an equal
-  wall-clock budget.
+  training seconds of all its invocations; `cpu_s`, the process' CPU seconds, with
+  `train.time_budget_clock='cpu'`) passes the budget: runs compared at an equal budget.
   """
   parallel.check_accelerator(config.train.require_accelerator)
   mesh = parallel.make_mesh()
@@ -129,6 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
   def evaluate() -> None:
     record = {**counters(step), 'time_s': round(train_clock.seconds(), 3),
+              'cpu_s': round(train_clock.cpu_seconds(), 3),
               **evaluator(sampling.variables(state), config.eval.num_samples)}
     writer.write(record)
     writer.flush()
@@ -136,10 +137,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
       print(f'\nstep {step} (epoch {record["epoch"]:g}): {format_record(record)}', flush=True)
 
   # The main process's log holds the run's time so far: every process's clock goes on there.
-  train_clock = logs.TrainClock(distributed.from_main(writer.resumed_seconds))
+  train_clock = logs.TrainClock(distributed.from_main(writer.resumed_seconds),
+                                distributed.from_main(writer.resumed_cpu_seconds))
   buffer = logs.MetricBuffer(writer, counters, per_step, train_clock)
   budget_s = 60 * config.train.time_budget_minutes  # 0: none.
-  budget_spent = lambda: bool(budget_s) and train_clock.seconds() >= budget_s
+  budget_key, budget_clock = {'wall': ('time_s', train_clock.seconds),
+                              'cpu': ('cpu_s', train_clock.cpu_seconds)}[
+                                  config.train.time_budget_clock]
+  budget_spent = lambda: bool(budget_s) and budget_clock() >= budget_s
   bar = logs.progress_bar(total_steps, step, config.log.progress_bar and main)
   last_step = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
   compiled: set[int] = set()  # The k of each call compiled so far.
@@ -180,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             # Judged by the logged time, so that a resumed run (whose clock goes on from
             # the log) agrees; budgeted runs sync the host once a call for it.
             buffer.flush()
-            over_budget = not end and buffer.last['time_s'] >= budget_s
+            over_budget = not end and buffer.last[budget_key] >= budget_s
           # The periodic work: each after the call that reaches its time, all at the end.
           due = [clock.due(every, previous, step) or end
                  for every in (samples_every, eval_every, checkpoint_every)]
@@ -205,7 +210,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         if distributed.any_process([main and not visualize.grid_path(workdir, step).exists()])[0]:
           save_samples()
         if main:
-          print(f'\nTime budget of {config.train.time_budget_minutes:g} min reached at step '
+          print(f'\nTime budget of {config.train.time_budget_minutes:g} min '
+                f'({config.train.time_budget_clock} clock) reached at step '
                 f'{step} ({clock.epoch(step):.2f} epochs); checkpoint saved.', flush=True)
       if stopping:
         why = stop.requested or 'a stop asked of another process'

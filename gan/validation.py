@@ -65,6 +65,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   need(train.num_epochs > 0, f'train.num_epochs={train.num_epochs} must be > 0.')
   need(train.time_budget_minutes >= 0,
        f'train.time_budget_minutes={train.time_budget_minutes} must be >= 0 (0: none).')
+  need(train.time_budget_clock in ('wall', 'cpu'),
+       f"train.time_budget_clock={train.time_budget_clock!r} must be 'wall' or 'cpu'.")
   need(0 <= train.g_ema_decay < 1,
        f'train.g_ema_decay={train.g_ema_decay} must be in [0, 1) (0: no EMA of G).')
   need(train.g_ema_half_life_kimg >= 0,

@@ -3,6 +3,7 @@ public references, the model contract, variants, smoke runs that resume exactly,
 wall-clock budget of equal-budget comparisons."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -178,6 +179,29 @@ def test_time_budget_stops_with_a_checkpoint_and_counts_over_resumes(smoke_confi
   records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert int(more.step) > step and records[-1]['time_s'] > times[-1]
   assert [r['step'] for r in records] == list(range(1, int(more.step) + 1))
+
+
+def test_cpu_time_budget_counts_the_process_cpu_seconds_over_resumes(smoke_config, tmp_path):
+  """train.time_budget_clock='cpu': the budget is spent in the process' CPU seconds
+  (`cpu_s`), logged beside the wall clock and continued over a resume like it."""
+  smoke_config.train.num_epochs = 1000
+  smoke_config.train.time_budget_minutes = 0.1
+  smoke_config.train.time_budget_clock = 'cpu'
+  state = loop.train_and_evaluate(smoke_config, tmp_path)
+  read = lambda: [json.loads(line) for line in
+                  (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  records = read()
+  cpu = [r['cpu_s'] for r in records]
+  assert cpu == sorted(cpu) and 6 <= cpu[-1] < 60
+  # A CPU second is never more than a wall second per thread the process runs.
+  assert all(r['cpu_s'] <= r['time_s'] * (os.cpu_count() or 1) + 1 for r in records)
+  smoke_config.train.time_budget_minutes = cpu[-1] / 60 + 0.02
+  more = loop.train_and_evaluate(smoke_config, tmp_path)
+  records = read()
+  # The clock went on from the log (a restarted one would fall back below cpu[-1]).
+  resumed = [r['cpu_s'] for r in records]
+  assert int(more.step) > int(state.step) and resumed == sorted(resumed)
+  assert cpu[-1] + 1.2 <= resumed[-1] < cpu[-1] + 30
 
 
 def test_fid_command_line_runs_as_a_module():
