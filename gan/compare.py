@@ -125,9 +125,11 @@ def _last_grid(workdir: Path) -> Path:
   return grids[-1]
 
 
-def markdown_table(rows: list[dict]) -> str:
-  columns = ['run', 'design', 'epochs', 'G params', 'D params', 'img/s', 'wall time s',
-             'G loss', 'D loss', 'D acc real', 'D acc fake']
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+  """The rows' `columns` (default: the comparison's), then the quality columns any row
+  has."""
+  columns = list(columns or ['run', 'design', 'epochs', 'G params', 'D params', 'img/s',
+                             'wall time s', 'G loss', 'D loss', 'D acc real', 'D acc fake'])
   # Quality columns when any run was evaluated; IS only when some run measured it.
   for column in ('FID', 'KID', 'recognisable', 'class entropy', 'class accuracy', 'intra-FID',
                  'IS', 'eval samples'):

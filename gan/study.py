@@ -1,0 +1,327 @@
+r"""A study: several designs trained at one budget and scored by one protocol.
+
+  python -m gan.study --out studies/cpu --budget '150 min cpu' --cores 0 --cores 1 \
+      configs/recap.py configs/cpu_dcgan.py configs/cpu_dcgan.py:conditional
+  python -m gan.study --out studies/gpu --budget '100 epochs' \
+      --set model.compute_dtype=bfloat16 --set train.steps_per_call=39 configs/recap.py ...
+
+Each config (`path[:variant]`) trains in `<out>/runs/<name>` (`recap`, `cpu_dcgan-conditional`;
+its log beside it), by `train.py` in a process of its own, stopped by the budget:
+
+  'N min'      N minutes of training wall-clock time (`train.time_budget_minutes`);
+  'N min cpu'  N minutes of the training process' CPU time (`train.time_budget_clock=cpu`):
+               the fair budget for runs pinned one to a core, whatever else the machine did;
+  'N epochs'   N epochs (`train.num_epochs`; images matched across batch sizes).
+
+A time budget keeps each config's own epochs as its schedule's length. Runs go one after
+another, or one per `--cores` group at once, each pinned to its cores (Linux affinity;
+the table says which). Rerunning the same command resumes: a run that spent its budget is
+not started again, an interrupted one continues from its checkpoint, an evaluation done is
+not done again, so a study may span several sittings.
+
+Then each run is evaluated by `gan.evaluate` (pinned the same way): every kept checkpoint
+(one each `--curve_every` of training) with `--curve_samples` against `--curve_reference`,
+the curve of quality over training; the last one by the protocol of the table,
+`--num_samples` (10,000) against `--reference` (the 50,000 training images) with the
+run's metrics (FID, KID, the recognisable share and class entropy; class accuracy and
+intra-FID for conditional designs), G sampled as each run's `eval.g_statistics` says. The
+reference statistics are computed once first, with all the cores given.
+
+`<out>/study.md` gets the table (budget, cores, img/s, images shown, quality) and the
+commands, `<out>/study.png` the last grids side by side, `<out>/study_fid.png` FID against
+images shown and against training time (`gan.compare`'s, on the study's runs).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from gan import atomic, checkpoint, compare, config_files, visualize
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """How long every run of a study trains: `amount` of 'min', 'min cpu' or 'epochs'."""
+  amount: float
+  unit: str
+
+  @classmethod
+  def parse(cls, text: str) -> 'Budget':
+    number, _, unit = text.strip().partition(' ')
+    unit = ' '.join(unit.split())
+    try:
+      amount = float(number)
+    except ValueError:
+      amount = -1.0
+    if unit not in ('min', 'min cpu', 'epochs') or amount <= 0:
+      raise ValueError(f"Budget {text!r}: give 'N min', 'N min cpu' or 'N epochs' with N > 0.")
+    if unit == 'epochs' and amount != int(amount):
+      raise ValueError(f'Budget {text!r}: a whole number of epochs.')
+    return cls(amount, unit)
+
+  def __str__(self) -> str:
+    return {'min': f'{self.amount:g} min', 'min cpu': f'{self.amount:g} min of CPU time',
+            'epochs': f'{int(self.amount)} epochs'}[self.unit]
+
+  def overrides(self) -> list[str]:
+    """The train.py settings that stop a run at the budget."""
+    if self.unit == 'epochs':
+      return [f'train.num_epochs={int(self.amount)}']
+    return [f'train.time_budget_minutes={self.amount:g}',
+            f'train.time_budget_clock={"cpu" if self.unit == "min cpu" else "wall"}']
+
+  def spent(self, workdir: Path) -> bool:
+    """Whether the run in `workdir` trained to the budget (or to its config's end)."""
+    path = workdir / 'metrics.jsonl'
+    if not (workdir / 'config.json').is_file() or not path.is_file():
+      return False
+    records = [r for r in visualize.read_metrics(path) if 'G/loss' in r]
+    if not records:
+      return False
+    config = config_files.read_run_config(workdir)
+    epochs = self.amount if self.unit == 'epochs' else config.train.num_epochs
+    if records[-1]['epoch'] >= epochs - 1e-9:
+      return True
+    key = {'min': 'time_s', 'min cpu': 'cpu_s'}.get(self.unit)
+    return key is not None and records[-1].get(key, 0.0) >= 60 * self.amount
+
+
+def run_name(spec: str) -> str:
+  """'configs/cpu_dcgan.py:no_ema,diffaug' -> 'cpu_dcgan-no_ema+diffaug'."""
+  path, _, variant = spec.partition(':')
+  return Path(path).stem + (f'-{variant.replace(",", "+")}' if variant else '')
+
+
+def parse_cores(text: str) -> frozenset[int]:
+  """'0', '0-3' or '0,2,4-5' (as taskset -c) -> the set of CPU numbers."""
+  cores = set()
+  for part in text.split(','):
+    first, _, last = part.strip().partition('-')
+    if not first.isdigit() or (last and not last.isdigit()):
+      raise ValueError(f'--cores {text!r}: CPU numbers such as 0, 0-3 or 0,2.')
+    cores.update(range(int(first), int(last or first) + 1))
+  return frozenset(cores)
+
+
+@dataclasses.dataclass
+class Study:
+  out: Path
+  specs: list[str]
+  budget: Budget
+  overrides: list[str] = dataclasses.field(default_factory=list)
+  lanes: list[frozenset[int] | None] = dataclasses.field(default_factory=lambda: [None])
+  curve_every: str = '250 kimg'
+  curve_samples: int = 2_000
+  curve_reference: str = 'test'
+  num_samples: int = 10_000
+  reference: str = 'train'
+  metrics: str = ''  # '' : each run's own config.eval.metrics.
+
+  def __post_init__(self):
+    self._lock = threading.Lock()
+    names = [run_name(spec) for spec in self.specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+      raise ValueError(f'Configs given twice: {repeated}.')
+    for spec in self.specs:  # Fail before hours of training on a typo.
+      config = config_files.load_config(spec)
+      config_files.apply_overrides(config, self.overrides + self.budget.overrides())
+
+  def workdir(self, spec: str) -> Path:
+    return self.out / 'runs' / run_name(spec)
+
+  def run(self) -> None:
+    """Trains and evaluates every run (resuming), then writes the table and figures."""
+    (self.out / 'runs').mkdir(parents=True, exist_ok=True)
+    self._reference_statistics()
+    queue, failures, lock = list(self.specs), {}, self._lock
+
+    def lane(cores):
+      while True:
+        with lock:
+          if not queue:
+            return
+          spec = queue.pop(0)
+        try:
+          self._train(spec, cores)
+          self._evaluate(spec, cores)
+        except subprocess.CalledProcessError as error:
+          failures[spec] = f'{shlex.join(error.cmd)} exited with {error.returncode}'
+
+    threads = [threading.Thread(target=lane, args=(cores,)) for cores in self.lanes]
+    for thread in threads:
+      thread.start()
+    for thread in threads:
+      thread.join()
+    done = [spec for spec in self.specs if spec not in failures]
+    if done:
+      self.report(done)
+    if failures:
+      raise RuntimeError('Runs that failed (their logs in <out>/runs/<name>.log): ' +
+                         '; '.join(f'{spec}: {why}' for spec, why in failures.items()))
+
+  def _command(self, args: list[str], cores: frozenset[int] | None, log: Path) -> None:
+    """Runs `python args...` from the repository, pinned to `cores`, appending to `log`."""
+    command = [sys.executable, *args]
+    if cores:  # Pinned before the program starts (no fork hook: this process has threads).
+      command = [sys.executable, '-c', 'import os, sys; os.sched_setaffinity(0, '
+                 f'{set(cores)}); os.execv(sys.executable, sys.argv[1:])', *command]
+    with open(log, 'a') as out:
+      out.write(f'\n$ {shlex.join(["python", *args])}' +
+                (f'   (cores {_cores_text(cores)})' if cores else '') + '\n')
+      out.flush()
+      subprocess.run(command, cwd=REPOSITORY, stdout=out, stderr=subprocess.STDOUT,
+                     check=True)
+
+  def _reference_statistics(self) -> None:
+    """The FID statistics of the reference splits, computed once (cached) in this process,
+    with every core, before the lanes need them (two lanes would each compute them)."""
+    uses_inception = not self.metrics or bool({'fid', 'kid', 'per_class'} & set(
+        self.metrics.split(',')))
+    splits = ([self.reference] if uses_inception else []) + (
+        [self.curve_reference] if self.curve_every else [])
+    if not splits:
+      return
+    from gan import metrics  # The FID Inception only when a metric needs it.
+    config = config_files.load_config(self.specs[0])
+    config_files.apply_overrides(config, self.overrides)  # The runs' data.
+    for split in dict.fromkeys(splits):
+      metrics.Context(config.data, split, config.eval.batch_size).reference_stats
+
+  def _train(self, spec: str, cores) -> None:
+    workdir = self.workdir(spec)
+    if self.budget.spent(workdir):
+      return
+    print(f'Training {run_name(spec)} ({spec}, {self.budget})'
+          + (f' on cores {_cores_text(cores)}' if cores else ''), flush=True)
+    self._record_lane(spec, cores)
+    settings = [*self.budget.overrides(), f'checkpoint.every={self.curve_every or "1 epoch"}',
+                'checkpoint.max_to_keep=1000', 'log.progress_bar=False', *self.overrides]
+    self._command(['train.py', '--config', spec, '--workdir', str(workdir),
+                   *(f'--config.{s}' for s in settings)], cores, workdir.with_suffix('.log'))
+
+  def _record_lane(self, spec: str, cores) -> None:
+    """Notes in <out>/lanes.json the cores `spec` trains on, for the table."""
+    with self._lock:
+      path = self.out / 'lanes.json'
+      lanes = json.loads(path.read_text()) if path.is_file() else {}
+      lanes[run_name(spec)] = _cores_text(cores) if cores else 'all'
+      atomic.write_text(path, json.dumps(lanes, indent=1) + '\n')
+
+  def _evaluate(self, spec: str, cores) -> None:
+    workdir = self.workdir(spec)
+    config = config_files.read_run_config(workdir)
+    steps = checkpoint.Checkpointer.of_run(config, workdir).all_steps()
+    records = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl')
+               if 'eval/num_samples' in r]
+    done = {(r['step'], r['eval/num_samples'], r['eval/reference']) for r in records}
+    dataset = config.data.dataset
+    asks = []
+    if self.curve_every:
+      asks += [(step, self.curve_samples, self.curve_reference, 'fid,kid') for step in steps]
+    asks.append((steps[-1], self.num_samples, self.reference, self.metrics))
+    for step, num_samples, reference, metrics in asks:
+      if (step, num_samples, f'{dataset}:{reference}') in done:
+        continue
+      self._command(['-m', 'gan.evaluate', '--workdir', str(workdir), '--step', str(step),
+                     '--num_samples', str(num_samples), '--reference', reference,
+                     *(['--metrics', metrics] if metrics else [])], cores,
+                    workdir.with_suffix('.log'))
+
+  def report(self, specs: list[str]) -> str:
+    """Writes study.md, study.png and study_fid.png; returns the table."""
+    rows = [compare.summarize_run(self.workdir(spec)) for spec in specs]
+    path = self.out / 'lanes.json'
+    lanes = json.loads(path.read_text()) if path.is_file() else {}
+    for row, spec in zip(rows, specs):
+      row['config'] = spec
+      row['budget'] = str(self.budget)
+      row['cores'] = lanes.get(run_name(spec), 'n/a')
+      records = [r for r in visualize.read_metrics(self.workdir(spec) / 'metrics.jsonl')
+                 if 'G/loss' in r]
+      row['kimg'] = records[-1]['kimg']
+      row['train min'] = records[-1]['time_s'] / 60
+      row['CPU min'] = records[-1].get('cpu_s', float('nan')) / 60
+    columns = ['run', 'config', 'design', 'budget', 'cores', 'img/s', 'train min', 'CPU min',
+               'kimg', 'epochs', 'G params', 'D params', 'D acc real', 'D acc fake']
+    table = compare.markdown_table(rows, columns)
+    command = shlex.join(['python', '-m', 'gan.study', *self.argv()])
+    text = (f'# Study: {len(rows)} designs at {self.budget} each\n\n{table}\n\n'
+            f'Sample quality from each run\'s last checkpoint, {self.num_samples:,} samples '
+            f'against {self.reference}; the FID curves {self.curve_samples:,} samples against '
+            f'{self.curve_reference} at each kept checkpoint. img/s is the median of the '
+            f'logged windows (lower when the machine was shared); train min is wall-clock, '
+            f'CPU min the training process\' CPU time.\n\n'
+            f'Reproduce (resumes where it stopped):\n\n```bash\n{command}\n```\n')
+    atomic.write_text(self.out / 'study.md', text)
+    atomic.write_text(self.out / 'study.json', json.dumps(
+        [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items()} for row in rows],
+        indent=1) + '\n')
+    compare.grids_side_by_side(rows, self.out / 'study.png')
+    compare.plot_fid(rows, self.out / 'study_fid.png')
+    return table
+
+  def argv(self) -> list[str]:
+    args = ['--out', str(self.out), '--budget', _budget_text(self.budget)]
+    for setting in self.overrides:
+      args += ['--set', setting]
+    for cores in self.lanes:
+      if cores:
+        args += ['--cores', _cores_text(cores)]
+    defaults = Study.__dataclass_fields__
+    for name in ('curve_every', 'curve_samples', 'curve_reference', 'num_samples',
+                 'reference', 'metrics'):
+      if getattr(self, name) != defaults[name].default:
+        args += [f'--{name}', str(getattr(self, name))]
+    return args + self.specs
+
+
+def _budget_text(budget: Budget) -> str:
+  return f'{budget.amount:g} {budget.unit}'
+
+
+def _cores_text(cores: frozenset[int]) -> str:
+  return ','.join(str(c) for c in sorted(cores))
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(
+      description='Trains configs at one budget and scores them by one protocol.',
+      epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('configs', nargs='+', help='config files, path[:variant]')
+  parser.add_argument('--out', type=Path, required=True, help='the study folder')
+  parser.add_argument('--budget', required=True, help="'N min', 'N min cpu' or 'N epochs'")
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                      help='a config override for every run (repeatable)')
+  parser.add_argument('--cores', action='append', default=[],
+                      help='CPUs of one lane, e.g. 0 or 0-7 (repeatable: one run per lane at once)')
+  parser.add_argument('--curve_every', default='250 kimg',
+                      help="checkpoints kept for the curve ('' : no curve)")
+  parser.add_argument('--curve_samples', type=int, default=2_000)
+  parser.add_argument('--curve_reference', default='test')
+  parser.add_argument('--num_samples', type=int, default=10_000)
+  parser.add_argument('--reference', default='train')
+  parser.add_argument('--metrics', default='', help="the table's metrics (default: each "
+                      "run's config.eval.metrics)")
+  args = parser.parse_args(argv)
+  try:
+    study = Study(args.out, args.configs, Budget.parse(args.budget), args.set,
+                  [parse_cores(c) for c in args.cores] or [None], args.curve_every,
+                  args.curve_samples, args.curve_reference, args.num_samples, args.reference,
+                  args.metrics)
+  except (ValueError, KeyError, FileNotFoundError) as error:
+    parser.error(str(error))
+  study.run()
+  print((args.out / 'study.md').read_text())
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,129 @@
+"""`python -m gan.study`: designs trained at one budget in their own processes, scored by
+one protocol, resumed when rerun."""
+
+import json
+import os
+
+import pytest
+
+from gan import study, visualize
+from gan.metrics import weights
+
+TORCHSCRIPT = os.environ.get('GAN_FID_TORCHSCRIPT', '')
+SPECS = ['configs/recap.py:smoke', 'configs/cpu_dcgan.py:smoke']
+
+
+def test_budgets_parse_into_the_settings_that_stop_a_run():
+  assert study.Budget.parse('150 min cpu').overrides() == [
+      'train.time_budget_minutes=150', 'train.time_budget_clock=cpu']
+  assert study.Budget.parse('2.5  min').overrides() == [
+      'train.time_budget_minutes=2.5', 'train.time_budget_clock=wall']
+  assert study.Budget.parse('100 epochs').overrides() == ['train.num_epochs=100']
+  for bad in ('150', 'ten min', '-1 min', '0 epochs', '1.5 epochs', '3 kimg'):
+    with pytest.raises(ValueError, match='Budget'):
+      study.Budget.parse(bad)
+
+
+def test_names_and_cores():
+  assert study.run_name('configs/cpu_dcgan.py:no_ema,diffaug') == 'cpu_dcgan-no_ema+diffaug'
+  assert study.run_name('configs/recap.py') == 'recap'
+  assert study.parse_cores('0,2-4') == {0, 2, 3, 4}
+  with pytest.raises(ValueError, match='cores'):
+    study.parse_cores('a-b')
+
+
+def test_a_command_runs_pinned_to_its_lane(tmp_path):
+  core = min(os.sched_getaffinity(0))
+  s = study.Study(tmp_path, SPECS[:1], study.Budget.parse('1 epochs'))
+  s._command(['-c', 'import os; print("affinity", sorted(os.sched_getaffinity(0)))'],
+             frozenset({core}), tmp_path / 'pinned.log')
+  assert f'affinity [{core}]' in (tmp_path / 'pinned.log').read_text()
+
+
+def test_a_typo_fails_before_anything_trains(tmp_path):
+  with pytest.raises(KeyError, match='num_epoch'):
+    study.Study(tmp_path, SPECS, study.Budget.parse('2 epochs'), ['train.num_epoch=3'])
+  with pytest.raises(ValueError, match='variant'):
+    study.Study(tmp_path, ['configs/recap.py:nope'], study.Budget.parse('2 epochs'))
+  with pytest.raises(ValueError, match='twice'):
+    study.Study(tmp_path, SPECS + SPECS[:1], study.Budget.parse('2 epochs'))
+  assert not (tmp_path / 'runs').exists()
+
+
+def _study(tmp_path, tiny_cifar_dir, **kw):
+  lanes = sorted(os.sched_getaffinity(0))[:2]
+  return study.Study(tmp_path / 'study', SPECS, study.Budget.parse('2 epochs'),
+                     [f'data.dir={tiny_cifar_dir}'], [frozenset({c}) for c in lanes], **kw)
+
+
+def _train_commands(tmp_path) -> int:
+  return sum(log.read_text().count('$ python train.py')
+             for log in (tmp_path / 'study' / 'runs').glob('*.log'))
+
+
+def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_cifar_dir):
+  """Without the FID network: the recognisability of each run's last checkpoint."""
+  s = _study(tmp_path, tiny_cifar_dir, curve_every='', num_samples=24, reference='test',
+             metrics='recognisability')
+  s.run()
+  out = tmp_path / 'study'
+  lanes = json.loads((out / 'lanes.json').read_text())
+  assert set(lanes) == {'recap-smoke', 'cpu_dcgan-smoke'}
+  for spec in SPECS:
+    workdir = s.workdir(spec)
+    records = visualize.read_metrics(workdir / 'metrics.jsonl')
+    train = [r for r in records if 'G/loss' in r]
+    assert train[-1]['epoch'] == pytest.approx(2)  # The budget, not the config's 100 epochs.
+    evals = [r for r in records if 'eval/num_samples' in r]
+    assert [(r['step'], r['eval/num_samples'], r['eval/reference']) for r in evals] == [
+        (train[-1]['step'], 24, 'cifar10:test')]
+    assert 0 <= evals[0]['eval/recognisable'] <= 1
+    log = workdir.with_suffix('.log').read_text()
+    assert f'(cores {lanes[study.run_name(spec)]})' in log
+  table = (out / 'study.md').read_text()
+  assert '| recap-smoke | configs/recap.py:smoke |' in table
+  assert 'recognisable' in table and '2 epochs' in table
+  assert 'python -m gan.study --out' in table
+  assert (out / 'study.png').is_file()
+  rows = json.loads((out / 'study.json').read_text())
+  assert [row['run'] for row in rows] == ['recap-smoke', 'cpu_dcgan-smoke']
+  assert all(row['img/s'] > 0 and row['kimg'] > 0 for row in rows)
+
+  # Rerun: nothing trains or evaluates again.
+  before = {spec: (s.workdir(spec) / 'metrics.jsonl').read_text() for spec in SPECS}
+  commands = _train_commands(tmp_path)
+  s.run()
+  assert _train_commands(tmp_path) == commands
+  assert before == {spec: (s.workdir(spec) / 'metrics.jsonl').read_text() for spec in SPECS}
+
+
+def test_an_interrupted_run_continues_where_it_stopped(tmp_path, tiny_cifar_dir):
+  s = _study(tmp_path, tiny_cifar_dir, curve_every='', num_samples=24, reference='test',
+             metrics='recognisability')
+  s.specs = SPECS[:1]
+  s.budget = study.Budget.parse('1 epochs')
+  s.run()
+  first = [r['step'] for r in visualize.read_metrics(s.workdir(SPECS[0]) / 'metrics.jsonl')
+           if 'G/loss' in r]
+  s.budget = study.Budget.parse('2 epochs')
+  s.run()
+  steps = [r['step'] for r in visualize.read_metrics(s.workdir(SPECS[0]) / 'metrics.jsonl')
+           if 'G/loss' in r]
+  assert steps == list(range(1, 2 * len(first) + 1))  # Continued, not restarted.
+
+
+@pytest.mark.skipif(not TORCHSCRIPT, reason='needs $GAN_FID_TORCHSCRIPT (default_1.pt)')
+def test_the_curve_evaluates_every_kept_checkpoint(tmp_path, tiny_cifar_dir, monkeypatch):
+  monkeypatch.setenv('GAN_CACHE_DIR', str(tmp_path / 'cache'))
+  weights.main(['--torchscript', TORCHSCRIPT])
+  s = _study(tmp_path, tiny_cifar_dir, curve_every='1 epoch', curve_samples=20,
+             curve_reference='test', num_samples=24, reference='test')
+  s.run()
+  for spec in SPECS:
+    records = visualize.read_metrics(s.workdir(spec) / 'metrics.jsonl')
+    steps_per_epoch = [r for r in records if 'G/loss' in r][-1]['step'] // 2
+    curve = [r['step'] for r in records if r.get('eval/num_samples') == 20]
+    assert curve == [steps_per_epoch, 2 * steps_per_epoch]
+    final = [r for r in records if r.get('eval/num_samples') == 24]
+    assert len(final) == 1 and 'eval/fid' in final[0] and 'eval/recognisable' in final[0]
+  assert (tmp_path / 'study' / 'study_fid.png').is_file()
