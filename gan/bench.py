@@ -7,8 +7,8 @@ r"""Times the full train step of configs on whatever device is present.
 For each (config, batch size): compile time, steady-state img/s as the median (with min
 and max) of `--windows` timed windows of `--steps` steps each after a warm-up, the step's
 FLOPs from XLA's cost analysis of the step as lowered, the FLOP rate they imply and its
-fraction of the device's float32 matmul rate (measured first, `matmul_peak_gflops`),
-and peak memory (the device's allocator peak where it reports one, else the process'
+fraction of the device's matmul rate in the configs' compute dtype (measured first,
+`matmul_peak_gflops`), and peak memory (the device's allocator peak where it reports one, else the process'
 peak RSS; either is the peak so far, which only grows across the rows of one
 invocation). Batches are random uint8 images already on the device: this times the
 step, not the input pipeline.
@@ -170,10 +170,18 @@ def main(argv):
   if not FLAGS.config and not FLAGS.inception_batch_sizes:
     raise app.UsageError('Give --config (train step) and/or --inception_batch_sizes.')
   rows, inception_rows = [], []
-  peak = matmul_peak_gflops() if FLAGS.config else float('nan')
+  # The yardstick in the configs' compute dtype (after --set), float32 when they differ.
+  dtypes = set()
+  for path in FLAGS.config or []:
+    config = load_config(path)
+    apply_overrides(config, FLAGS.set)
+    dtypes.add(config.model.compute_dtype)
+  peak_dtype = dtypes.pop() if len(dtypes) == 1 else 'float32'
+  peak = matmul_peak_gflops(dtype=peak_dtype) if FLAGS.config else float('nan')
   env = environment()
   if FLAGS.config:
     env['matmul_peak_gflop_per_sec'] = peak
+    env['matmul_peak_dtype'] = peak_dtype
 
   def write_json() -> None:
     """After every row, so that a long run stopped part way keeps what it measured."""

@@ -1,6 +1,7 @@
-r"""Images from a trained run: a grid, image sets for other tools, latent interpolations.
+r"""Images from a trained G: a grid, image sets for other tools, latent interpolations.
 
   python -m gan.sample --workdir runs/recap                         # <workdir>/sampled/grid.png
+  python -m gan.sample --pretrained cpu_dcgan --interpolate 5       # shipped: sampled/cpu_dcgan/
   python -m gan.sample --workdir runs/recap --num 10000             # + samples.npz
   python -m gan.sample --workdir runs/recap --num 100 --png         # + png/000000.png ...
   python -m gan.sample --workdir runs/recap --interpolate 5         # + interpolation.gif
@@ -8,7 +9,8 @@ r"""Images from a trained run: a grid, image sets for other tools, latent interp
 
 G is the run's latest checkpoint (or the kept one of `--step`), sampled as `gan.sampling`
 sets it: its EMA when the run keeps one, its BatchNorm as the run's `eval.g_statistics`
-(or `--g_statistics`) says. Every draw comes from `--seed` (one named stream per
+(or `--g_statistics`) says; or a G shipped with the package (`--pretrained`,
+`gan.pretrained`: no data, no run folder). Every draw comes from `--seed` (one named stream per
 use: 'grid', 'images', 'interpolation'), so the same seed and checkpoint give the same
 pictures bit for bit. Outputs go to `--out` (default `<workdir>/sampled`):
 
@@ -31,9 +33,10 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import jax
+import ml_collections
 import numpy as np
 
-from gan import data, evaluate, streams, visualize
+from gan import data, evaluate, pretrained, streams, visualize
 from gan.sampling import STATISTICS, Sampling
 
 FRAMES_PER_SEGMENT = 12  # Interpolation frames between two keyframes.
@@ -78,20 +81,34 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 class Sampler:
-  """G of a run at one checkpoint, and the draws of one seed."""
+  """G at one checkpoint (or shipped), and the draws of one seed."""
 
-  def __init__(self, workdir: Path, step: int | None = None, seed: int = 0,
-               truncation: float = 0.0, batch_size: int = 100, g_statistics: str = ''):
-    self.config, self.networks, state = evaluate.load_run(Path(workdir), step)
-    self.config.eval.g_statistics = g_statistics or self.config.eval.g_statistics
-    self.step = int(state.step)
-    self.sampling = Sampling(self.config, self.networks)
-    self.variables = self.sampling.variables(state)
+  def __init__(self, config: ml_collections.ConfigDict, networks, variables: dict, step: int,
+               seed: int = 0, truncation: float = 0.0, batch_size: int = 100):
+    self.config, self.networks, self.variables, self.step = config, networks, variables, step
+    self.sampling = Sampling(config, networks)
     self.key = jax.random.PRNGKey(seed)
     self.truncation = truncation
     self.batch_size = batch_size
-    self.class_names = data.dataset_spec(self.config.data).class_names
+    self.class_names = data.dataset_spec(config.data).class_names
     self._sample = self.sampling.sharded_sampler()
+
+  @classmethod
+  def of_run(cls, workdir: Path, step: int | None = None, seed: int = 0,
+             truncation: float = 0.0, batch_size: int = 100, g_statistics: str = '') -> 'Sampler':
+    """G of the run in `workdir` at its latest checkpoint (or that of `step`), its
+    statistics as the run's `eval.g_statistics` (or `g_statistics`) says."""
+    config, networks, state = evaluate.load_run(Path(workdir), step)
+    config.eval.g_statistics = g_statistics or config.eval.g_statistics
+    variables = Sampling(config, networks).variables(state)
+    return cls(config, networks, variables, int(state.step), seed, truncation, batch_size)
+
+  @classmethod
+  def of_pretrained(cls, name: str, seed: int = 0, truncation: float = 0.0,
+                    batch_size: int = 100) -> 'Sampler':
+    """A G shipped with the package (`gan.pretrained`), or exported to an .npz path."""
+    config, networks, variables, record = pretrained.load(name)
+    return cls(config, networks, variables, record['step'], seed, truncation, batch_size)
 
   @property
   def conditional(self) -> bool:
@@ -139,9 +156,13 @@ class Sampler:
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--workdir', type=Path, required=True)
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument('--workdir', type=Path, help='a run folder (train.py --workdir)')
+  source.add_argument('--pretrained', metavar='NAME',
+                      help=f'a G shipped with the package: {pretrained.available()} (or '
+                           f'the path of one exported by python -m gan.pretrained)')
   parser.add_argument('--out', type=Path, default=None,
-                      help='output folder (default: <workdir>/sampled)')
+                      help='output folder (default: <workdir>/sampled, or sampled/<NAME>)')
   parser.add_argument('--step', type=int, default=None,
                       help='a kept checkpoint (default: the latest)')
   parser.add_argument('--seed', type=int, default=0)
@@ -169,13 +190,22 @@ def main(argv=None) -> None:
     parser.error('--png writes the --num images: give --num too.')
   try:
     latents(jax.random.PRNGKey(0), 1, 1, args.truncation)  # Checks the threshold first.
-    sampler = Sampler(args.workdir, args.step, args.seed, args.truncation, args.batch_size,
-                      args.g_statistics)
+    if args.pretrained:
+      if args.step is not None or args.g_statistics:
+        raise SampleError('--step and --g_statistics choose within a run: a shipped G is '
+                          'one step with its statistics.')
+      sampler = Sampler.of_pretrained(args.pretrained, args.seed, args.truncation,
+                                      args.batch_size)
+    else:
+      sampler = Sampler.of_run(args.workdir, args.step, args.seed, args.truncation,
+                               args.batch_size, args.g_statistics)
     fixed = (None if args.class_name is None else
              class_index(args.class_name, sampler.class_names, sampler.conditional))
   except (FileNotFoundError, SampleError) as error:
     parser.error(str(error))
-  out = args.out or args.workdir / 'sampled'
+  source = args.workdir or f'pretrained {args.pretrained}'
+  out = args.out or (args.workdir / 'sampled' if args.workdir else
+                     Path('sampled') / Path(args.pretrained).stem)
   out.mkdir(parents=True, exist_ok=True)
   written = [out / 'grid.png']
   iio.imwrite(written[0], sampler.grid(args.grid_size, fixed))
@@ -193,7 +223,7 @@ def main(argv=None) -> None:
     frames = sampler.interpolation(args.interpolate, args.grid_size, fixed)
     iio.imwrite(out / 'interpolation.gif', np.stack(frames), duration=1000 / args.fps, loop=0)
     written.append(out / 'interpolation.gif')
-  print(f'step {sampler.step} of {args.workdir} (seed {args.seed}): ' +
+  print(f'step {sampler.step} of {source} (seed {args.seed}): ' +
         ', '.join(str(p) for p in written))
 
 

@@ -68,8 +68,9 @@ class Budget:
     return cls(amount, unit)
 
   def __str__(self) -> str:
+    epochs = int(self.amount)
     return {'min': f'{self.amount:g} min', 'min cpu': f'{self.amount:g} min of CPU time',
-            'epochs': f'{int(self.amount)} epochs'}[self.unit]
+            'epochs': f'{epochs} epoch{"s" if epochs > 1 else ""}'}[self.unit]
 
   def overrides(self) -> list[str]:
     """The train.py settings that stop a run at the budget."""
@@ -256,8 +257,11 @@ class Study:
     command = shlex.join(['python', '-m', 'gan.study', *self.argv()])
     text = (f'# Study: {len(rows)} designs at {self.budget} each\n\n{table}\n\n'
             f'Sample quality from each run\'s last checkpoint, {self.num_samples:,} samples '
-            f'against {self.reference}; the FID curves {self.curve_samples:,} samples against '
-            f'{self.curve_reference} at each kept checkpoint. img/s is the median of the '
+            f'against {self.reference}; ' + (
+                f'the FID curves {self.curve_samples:,} samples against '
+                f'{self.curve_reference} at each kept checkpoint' if self.curve_every else
+                'the FID curves from the evaluations during training (eval.every)') +
+            f'. img/s is the median of the '
             f'logged windows (lower when the machine was shared); train min is wall-clock, '
             f'CPU min the training process\' CPU time.\n\n'
             f'Reproduce (resumes where it stopped):\n\n```bash\n{command}\n```\n')

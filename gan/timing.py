@@ -160,10 +160,11 @@ def bench_inception(batch_size: int, num_windows: int) -> dict:
           'seconds_per_10k': 10_000 / median, 'peak_memory_mb': _peak_memory_mb()}
 
 
-def matmul_peak_gflops(size: int = 3072, repeats: int = 5) -> float:
-  """The device's float32 matmul rate (median of `repeats`): the yardstick for the step's
-  fraction of peak."""
-  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+def matmul_peak_gflops(size: int = 3072, repeats: int = 5, dtype: str = 'float32') -> float:
+  """The device's matmul rate in `dtype` (median of `repeats`): the yardstick for the step's
+  fraction of peak (a bfloat16 step against bfloat16 matmuls, whose rate on a GPU or TPU
+  is many times float32's)."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.dtype(dtype))
   matmul = jax.jit(lambda x: x @ x)  # Default precision, as the train step uses.
   jax.block_until_ready(matmul(a))
   times = []

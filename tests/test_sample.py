@@ -88,7 +88,7 @@ def test_an_unknown_class_of_a_conditional_run_fails(conditional_run, tmp_path, 
 def test_a_kept_checkpoint_and_the_ema_generator(run):
   from gan import checkpoint
   kept = checkpoint.Checkpointer(run / 'checkpoints', max_to_keep=2).all_steps()
-  early, late = (sample.Sampler(run, step) for step in kept)
+  early, late = (sample.Sampler.of_run(run, step) for step in kept)
   assert (early.step, late.step) == tuple(kept)
   assert not np.array_equal(early.grid(2), late.grid(2))
   # The EMA parameters, not the last iterate's.
@@ -164,11 +164,11 @@ def test_the_ema_is_sampled_with_its_own_statistics_as_the_run_or_the_flag_says(
   running; the two grids differ."""
   from gan import evaluate
   _, _, state = evaluate.load_run(run)
-  default = sample.Sampler(run)
+  default = sample.Sampler.of_run(run)
   assert default.sampling.mode == 'standing'
   np.testing.assert_array_equal(default.variables['params']['Dense_0']['kernel'],
                                 state.g_ema['Dense_0']['kernel'])
-  running = sample.Sampler(run, g_statistics='running')
+  running = sample.Sampler.of_run(run, g_statistics='running')
   for path, value in jax.tree_util.tree_leaves_with_path(running.variables['batch_stats']):
     expected = state.g_ema_collections['batch_stats']
     for key in path:

@@ -61,10 +61,23 @@ def _train_commands(tmp_path) -> int:
              for log in (tmp_path / 'study' / 'runs').glob('*.log'))
 
 
-def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_cifar_dir):
-  """Without the FID network: the recognisability of each run's last checkpoint."""
-  s = _study(tmp_path, tiny_cifar_dir, curve_every='', num_samples=24, reference='test',
-             metrics='recognisability')
+def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_cifar_dir,
+                                                              monkeypatch):
+  """Two designs, a lane each: trained to the budget, each kept checkpoint evaluated for the
+  curve (FID, when the reference network is at hand) and the last by the table's protocol;
+  a larger budget continues each run, an equal one redoes nothing."""
+  if TORCHSCRIPT:
+    monkeypatch.setenv('GAN_CACHE_DIR', str(tmp_path / 'cache'))
+    weights.main(['--torchscript', TORCHSCRIPT])
+    kw = dict(curve_every='1 epoch', curve_samples=20, curve_reference='test')
+  else:
+    kw = dict(curve_every='', metrics='recognisability')
+  s = _study(tmp_path, tiny_cifar_dir, num_samples=24, reference='test', **kw)
+  s.budget = study.Budget.parse('1 epochs')
+  s.run()
+  first = {spec: [r['step'] for r in visualize.read_metrics(s.workdir(spec) / 'metrics.jsonl')
+                  if 'G/loss' in r] for spec in SPECS}
+  s.budget = study.Budget.parse('2 epochs')
   s.run()
   out = tmp_path / 'study'
   lanes = json.loads((out / 'lanes.json').read_text())
@@ -73,11 +86,20 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
     workdir = s.workdir(spec)
     records = visualize.read_metrics(workdir / 'metrics.jsonl')
     train = [r for r in records if 'G/loss' in r]
+    per_epoch = len(first[spec])
+    # Continued from the first budget's checkpoint, not restarted, to the second budget.
+    assert [r['step'] for r in train] == list(range(1, 2 * per_epoch + 1))
     assert train[-1]['epoch'] == pytest.approx(2)  # The budget, not the config's 100 epochs.
-    evals = [r for r in records if 'eval/num_samples' in r]
-    assert [(r['step'], r['eval/num_samples'], r['eval/reference']) for r in evals] == [
-        (train[-1]['step'], 24, 'cifar10:test')]
-    assert 0 <= evals[0]['eval/recognisable'] <= 1
+    evals = [(r['step'], r['eval/num_samples'], r['eval/reference']) for r in records
+             if 'eval/num_samples' in r]
+    final = [(per_epoch, 24, 'cifar10:test'), (2 * per_epoch, 24, 'cifar10:test')]
+    if TORCHSCRIPT:  # The curve: every kept checkpoint once.
+      curve = [(step, 20, 'cifar10:test') for step in (per_epoch, 2 * per_epoch)]
+      assert sorted(evals) == sorted(curve + final)
+      assert all('eval/fid' in r for r in records if 'eval/num_samples' in r)
+    else:
+      assert evals == final
+    assert all(0 <= r['eval/recognisable'] <= 1 for r in records if r.get('eval/num_samples') == 24)
     log = workdir.with_suffix('.log').read_text()
     assert f'(cores {lanes[study.run_name(spec)]})' in log
   table = (out / 'study.md').read_text()
@@ -85,45 +107,14 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
   assert 'recognisable' in table and '2 epochs' in table
   assert 'python -m gan.study --out' in table
   assert (out / 'study.png').is_file()
+  assert (out / 'study_fid.png').is_file() == bool(TORCHSCRIPT)
   rows = json.loads((out / 'study.json').read_text())
   assert [row['run'] for row in rows] == ['recap-smoke', 'cpu_dcgan-smoke']
   assert all(row['img/s'] > 0 and row['kimg'] > 0 for row in rows)
 
-  # Rerun: nothing trains or evaluates again.
+  # Rerun at the same budget: nothing trains or evaluates again.
   before = {spec: (s.workdir(spec) / 'metrics.jsonl').read_text() for spec in SPECS}
   commands = _train_commands(tmp_path)
   s.run()
   assert _train_commands(tmp_path) == commands
   assert before == {spec: (s.workdir(spec) / 'metrics.jsonl').read_text() for spec in SPECS}
-
-
-def test_an_interrupted_run_continues_where_it_stopped(tmp_path, tiny_cifar_dir):
-  s = _study(tmp_path, tiny_cifar_dir, curve_every='', num_samples=24, reference='test',
-             metrics='recognisability')
-  s.specs = SPECS[:1]
-  s.budget = study.Budget.parse('1 epochs')
-  s.run()
-  first = [r['step'] for r in visualize.read_metrics(s.workdir(SPECS[0]) / 'metrics.jsonl')
-           if 'G/loss' in r]
-  s.budget = study.Budget.parse('2 epochs')
-  s.run()
-  steps = [r['step'] for r in visualize.read_metrics(s.workdir(SPECS[0]) / 'metrics.jsonl')
-           if 'G/loss' in r]
-  assert steps == list(range(1, 2 * len(first) + 1))  # Continued, not restarted.
-
-
-@pytest.mark.skipif(not TORCHSCRIPT, reason='needs $GAN_FID_TORCHSCRIPT (default_1.pt)')
-def test_the_curve_evaluates_every_kept_checkpoint(tmp_path, tiny_cifar_dir, monkeypatch):
-  monkeypatch.setenv('GAN_CACHE_DIR', str(tmp_path / 'cache'))
-  weights.main(['--torchscript', TORCHSCRIPT])
-  s = _study(tmp_path, tiny_cifar_dir, curve_every='1 epoch', curve_samples=20,
-             curve_reference='test', num_samples=24, reference='test')
-  s.run()
-  for spec in SPECS:
-    records = visualize.read_metrics(s.workdir(spec) / 'metrics.jsonl')
-    steps_per_epoch = [r for r in records if 'G/loss' in r][-1]['step'] // 2
-    curve = [r['step'] for r in records if r.get('eval/num_samples') == 20]
-    assert curve == [steps_per_epoch, 2 * steps_per_epoch]
-    final = [r for r in records if r.get('eval/num_samples') == 24]
-    assert len(final) == 1 and 'eval/fid' in final[0] and 'eval/recognisable' in final[0]
-  assert (tmp_path / 'study' / 'study_fid.png').is_file()
