@@ -65,6 +65,8 @@ stage() {  # stage NAME SECONDS_NEEDED SECONDS_GIVEN command...
   tail -n 5 "$work/$name.log" >&2
   if [[ -f "$work/$name/study.md" ]]; then
     cat "$work/$name/study.md" >> "$out/summary.md"
+  elif (( status == 0 )); then
+    { echo "## $name"; echo '```'; cat "$work/$name.log"; echo '```'; } >> "$out/summary.md"
   elif (( status != 0 )); then
     echo "## $name: stopped (exit $status) before its table; its log's end:" >> "$out/summary.md"
     tail -n 20 "$work/$name.log" | sed 's/^/    /' >> "$out/summary.md"
@@ -92,7 +94,11 @@ stage ablation 150 $(( $(left) * 60 / 100 )) "${study[@]}" --out "$work/ablation
     "$(variant cpu_dcgan shallow_d)"
 
 big_minutes=$(awk -v s="$(left)" 'BEGIN { m = (s - 100) / 2 / 60; printf "%.2f", (m > 0.1 ? m : 0.1) }')
-stage big 120 $(( $(left) - 15 )) "${study[@]}" --out "$work/big" --budget "$big_minutes min" \
+# The rehearsal checks the ResNet stage's commands without training (their CPU compile
+# takes minutes; test_families trains both families' smoke runs).
+big=()
+[[ -n $smoke ]] && big_minutes=0.1 && big=(--dry_run)
+stage big 120 $(( $(left) - 15 )) "${study[@]}" "${big[@]}" --out "$work/big" --budget "$big_minutes min" \
     "$(variant sngan_resnet)" "$(variant biggan_cifar)"
 
 # The small results only: tables, JSON, figures, each run's last grid, curves and GIF.

@@ -31,7 +31,9 @@ from gan import atomic, config_files, summary, visualize  # noqa: E402
 _OUT = flags.DEFINE_string('out', 'compare', 'Output path without extension.')
 
 
-def summarize_run(workdir: Path) -> dict:
+def summarize_run(workdir: Path, live_g: bool = False) -> dict:
+  """The run's row; `live_g`: its sample quality from the evaluations of its live G
+  (`gan.evaluate --live_g`), which are otherwise left out of its numbers."""
   config = config_files.read_run_config(workdir)
   records = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'G/loss' in r]
   if not records:
@@ -42,7 +44,7 @@ def summarize_run(workdir: Path) -> dict:
                         for layers in summary.network_layers(config))
   mean = lambda key: float(np.mean([r[key] for r in final]))
   evals = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl')
-           if 'eval/num_samples' in r]
+           if 'eval/num_samples' in r and (r.get('eval/g_weights') == 'live') == live_g]
   # Each evaluation at its step's training time: its own `time_s` (evaluations during
   # training) or that of the last training step logged before it (`gan.evaluate`).
   times = {r['step']: r['time_s'] for r in records if 'time_s' in r}
@@ -73,7 +75,8 @@ def summarize_run(workdir: Path) -> dict:
                          for r in evals if 'eval/fid' in r and protocol(r) == chosen)
       curve_protocol = described(chosen)
   return {
-      'run': workdir.name, 'design': design_of(config),
+      'run': workdir.name + (' (live G)' if live_g else ''), 'live G': live_g,
+      'design': design_of(config).replace(', EMA', '') if live_g else design_of(config),
       'epochs': records[-1]['epoch'], 'G params': g_params,
       'D params': d_params,
       'img/s': float(np.median([r['img_per_sec'] for r in records[1:]] or [np.nan])),

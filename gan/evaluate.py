@@ -3,6 +3,7 @@ r"""Sample quality of a run's generator, appended to its metrics file.
   python -m gan.evaluate --workdir runs/recap [--num_samples 10000] [--reference train]
                          [--metrics fid,kid,recognisability] [--batch_size 50]
                          [--inception_logits PATH] [--step N] [--g_statistics standing]
+                         [--live_g]
 
 Samples G (`gan.sampling`: its EMA when the run keeps one, BatchNorm set as the run's
 `eval.g_statistics` or `--g_statistics` says, noise from the run's own 'eval' random
@@ -118,22 +119,29 @@ def load_run(workdir: Path, step: int | None = None
 
 def evaluate_run(workdir: Path, num_samples: int, reference_split: str = '', batch_size: int = 0,
                  inception_logits: str = '', metric_names=None, step: int | None = None,
-                 g_statistics: str = '') -> dict:
+                 g_statistics: str = '', live_g: bool = False) -> dict:
   """Evaluates the latest checkpoint of `workdir` (or that of `step`); appends and returns
   the record. The reference split, Inception batch and G's sampling statistics default to
-  the run's `config.eval`."""
+  the run's `config.eval`. `live_g` samples the live G of a run that keeps an EMA (what the
+  EMA buys, from the same training); its record says `"eval/g_weights": "live"`, and
+  gan.compare keeps it out of the run's own numbers."""
   config, networks, state = load_run(workdir, step)
+  if live_g and state.g_ema is None:
+    raise ValueError(f'{workdir} keeps no EMA of G: its evaluation samples the live G '
+                     f'already; drop --live_g.')
   config.eval.g_statistics = g_statistics or config.eval.g_statistics
   names = list(config.eval.metrics if metric_names is None else metric_names)
   if inception_logits and 'inception_score' not in names:
     names.append('inception_score')
-  evaluator = Evaluator(config, networks, names, reference_split, batch_size, inception_logits)
+  evaluator = Evaluator(config, networks, names, reference_split, batch_size, inception_logits,
+                        sampling=Sampling(config, networks, ema=not live_g))
   step = int(state.step)
   steps_per_epoch = _steps_per_epoch(workdir)
   record = {'step': step, 'epoch': step / steps_per_epoch if steps_per_epoch else None,
             'kimg': float(state.kimg), 'g_steps': int(state.g.step),
             'd_steps': int(state.d.step),
-            **evaluator(evaluator.sampling.variables(state), num_samples)}
+            **evaluator(evaluator.sampling.variables(state), num_samples),
+            **({'eval/g_weights': 'live'} if live_g else {})}
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write(json.dumps(record) + '\n')
   if 'eval/confusion' in record:
@@ -189,12 +197,19 @@ def main(argv=None) -> None:
   parser.add_argument('--g_statistics', '--g-statistics', choices=sampling.STATISTICS, default='',
                       help="how G's BatchNorm is set when sampling (default: the run's "
                            "eval.g_statistics; gan/sampling.py)")
+  parser.add_argument('--live_g', '--live-g', action='store_true',
+                      help='sample the live G of a run that keeps an EMA of it, not the EMA '
+                           '(what the EMA buys; gan.compare keeps the record apart)')
   args = parser.parse_args(argv)
   if args.num_samples < 2:
     parser.error(f'--num_samples={args.num_samples}: need at least 2 samples.')
   names = [name.strip() for name in args.metrics.split(',') if name.strip()] or None
-  record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size,
-                        args.inception_logits, names, args.step, args.g_statistics)
+  try:
+    record = evaluate_run(args.workdir, args.num_samples, args.reference, args.batch_size,
+                          args.inception_logits, names, args.step, args.g_statistics,
+                          args.live_g)
+  except ValueError as error:
+    parser.error(str(error))
   print(f'step {record["step"]}: {format_record(record)}  ({args.num_samples} samples vs '
         f'{record["eval/reference"]})')
 

@@ -36,10 +36,10 @@ STATISTICS = ('standing', 'running', 'batch')
 _MOMENTS = 'batch_moments'
 
 
-def trained_variables(state: GANState) -> dict:
+def trained_variables(state: GANState, ema: bool = True) -> dict:
   """G's variables as training left them: the EMA's parameters and its averaged state
-  collections when the run keeps an EMA, else the live G's."""
-  if state.g_ema is None:
+  collections when the run keeps an EMA (and `ema`), else the live G's."""
+  if state.g_ema is None or not ema:
     return {'params': state.g.params, **state.g.collections}
   return {'params': state.g_ema, **state.g_ema_collections}
 
@@ -72,8 +72,9 @@ class Sampling:
   the images [N, H, W, C] in [-1, 1] (pure: jit it, or use `sampler`/`sharded_sampler`).
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, networks: Networks):
+  def __init__(self, config: ml_collections.ConfigDict, networks: Networks, ema: bool = True):
     self.mode = config.eval.g_statistics
+    self.ema = ema  # False: the live G even when the run keeps an EMA (what the EMA buys).
     if self.mode not in STATISTICS:
       raise ValueError(f'Unknown config.eval.g_statistics={self.mode!r}; use one of '
                        f'{list(STATISTICS)}.')
@@ -107,7 +108,7 @@ class Sampling:
   def variables(self, state: GANState) -> dict:
     """G's variables as sampled: `trained_variables`, their BatchNorm statistics replaced
     by standing ones in 'standing' mode."""
-    variables = trained_variables(state)
+    variables = trained_variables(state, self.ema)
     if self.mode != 'standing' or not variables.get(models.BATCH_STATS):
       return variables
     collections = {name: variables[name] for name in models.STATE_COLLECTIONS}

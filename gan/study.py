@@ -24,8 +24,10 @@ Then each run is evaluated by `gan.evaluate` (pinned the same way): every kept c
 the curve of quality over training; the last one by the protocol of the table,
 `--num_samples` (10,000) against `--reference` (the 50,000 training images) with the
 run's metrics (FID, KID, the recognisable share and class entropy; class accuracy and
-intra-FID for conditional designs), G sampled as each run's `eval.g_statistics` says. The
-reference statistics are computed once first, with all the cores given.
+intra-FID for conditional designs), G sampled as each run's `eval.g_statistics` says;
+with `--live_g`, also the live G of each run that keeps an EMA, a row of its own (what the
+EMA buys, from the same training). The reference statistics are computed once first, with
+all the cores given.
 
 `<out>/study.md` gets the table (budget, cores, img/s, images shown, quality) and the
 commands, `<out>/study.png` the last grids side by side, `<out>/study_fid.png` FID against
@@ -125,6 +127,7 @@ class Study:
   num_samples: int = 10_000
   reference: str = 'train'
   metrics: str = ''  # '' : each run's own config.eval.metrics.
+  live_g: bool = False  # Also the live G of each run keeping an EMA, a row of its own.
 
   def __post_init__(self):
     self._lock = threading.Lock()
@@ -204,10 +207,14 @@ class Study:
     print(f'Training {run_name(spec)} ({spec}, {self.budget})'
           + (f' on cores {_cores_text(cores)}' if cores else ''), flush=True)
     self._record_lane(spec, cores)
+    self._command(self.train_args(spec), cores, workdir.with_suffix('.log'))
+
+  def train_args(self, spec: str) -> list[str]:
+    """The train.py command line (after `python`) of `spec`'s run."""
     settings = [*self.budget.overrides(), f'checkpoint.every={self.curve_every or "1 epoch"}',
                 'checkpoint.max_to_keep=1000', 'log.progress_bar=False', *self.overrides]
-    self._command(['train.py', '--config', spec, '--workdir', str(workdir),
-                   *(f'--config.{s}' for s in settings)], cores, workdir.with_suffix('.log'))
+    return ['train.py', '--config', spec, '--workdir', str(self.workdir(spec)),
+            *(f'--config.{s}' for s in settings)]
 
   def _record_lane(self, spec: str, cores) -> None:
     """Notes in <out>/lanes.json the cores `spec` trains on, for the table."""
@@ -223,26 +230,36 @@ class Study:
     steps = checkpoint.Checkpointer.of_run(config, workdir).all_steps()
     records = [r for r in visualize.read_metrics(workdir / 'metrics.jsonl')
                if 'eval/num_samples' in r]
-    done = {(r['step'], r['eval/num_samples'], r['eval/reference']) for r in records}
+    done = {(r['step'], r['eval/num_samples'], r['eval/reference'],
+             r.get('eval/g_weights') == 'live') for r in records}
     dataset = config.data.dataset
     asks = []
     if self.curve_every:
-      asks += [(step, self.curve_samples, self.curve_reference, 'fid,kid') for step in steps]
-    asks.append((steps[-1], self.num_samples, self.reference, self.metrics))
-    for step, num_samples, reference, metrics in asks:
-      if (step, num_samples, f'{dataset}:{reference}') in done:
+      asks += [(step, self.curve_samples, self.curve_reference, 'fid,kid', False)
+               for step in steps]
+    asks.append((steps[-1], self.num_samples, self.reference, self.metrics, False))
+    if self.live_g and _keeps_ema(config):
+      asks.append((steps[-1], self.num_samples, self.reference, self.metrics, True))
+    for step, num_samples, reference, metrics, live in asks:
+      if (step, num_samples, f'{dataset}:{reference}', live) in done:
         continue
       self._command(['-m', 'gan.evaluate', '--workdir', str(workdir), '--step', str(step),
                      '--num_samples', str(num_samples), '--reference', reference,
-                     *(['--metrics', metrics] if metrics else [])], cores,
-                    workdir.with_suffix('.log'))
+                     *(['--metrics', metrics] if metrics else []),
+                     *(['--live_g'] if live else [])], cores, workdir.with_suffix('.log'))
 
   def report(self, specs: list[str]) -> str:
     """Writes study.md, study.png and study_fid.png; returns the table."""
-    rows = [compare.summarize_run(self.workdir(spec)) for spec in specs]
+    rows, row_specs = [], []
+    for spec in specs:
+      rows.append(compare.summarize_run(self.workdir(spec)))
+      row_specs.append(spec)
+      if self.live_g and _keeps_ema(config_files.read_run_config(self.workdir(spec))):
+        rows.append(compare.summarize_run(self.workdir(spec), live_g=True))
+        row_specs.append(spec)
     path = self.out / 'lanes.json'
     lanes = json.loads(path.read_text()) if path.is_file() else {}
-    for row, spec in zip(rows, specs):
+    for row, spec in zip(rows, row_specs):
       row['config'] = spec
       row['budget'] = str(self.budget)
       row['cores'] = lanes.get(run_name(spec), 'n/a')
@@ -269,7 +286,9 @@ class Study:
     atomic.write_text(self.out / 'study.json', json.dumps(
         [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items()} for row in rows],
         indent=1) + '\n')
-    compare.grids_side_by_side(rows, self.out / 'study.png')
+    # The grids are the runs' own (their EMA's when kept): one a run.
+    compare.grids_side_by_side([row for row in rows if not row['live G']],
+                               self.out / 'study.png')
     compare.plot_fid(rows, self.out / 'study_fid.png')
     return table
 
@@ -285,7 +304,12 @@ class Study:
                  'reference', 'metrics'):
       if getattr(self, name) != defaults[name].default:
         args += [f'--{name}', str(getattr(self, name))]
-    return args + self.specs
+    return args + (['--live_g'] if self.live_g else []) + self.specs
+
+
+def _keeps_ema(config) -> bool:
+  from gan import state  # The EMA's settings are read where the state reads them.
+  return state.keeps_g_ema(config)
 
 
 def _budget_text(budget: Budget) -> str:
@@ -315,14 +339,22 @@ def main(argv=None) -> None:
   parser.add_argument('--reference', default='train')
   parser.add_argument('--metrics', default='', help="the table's metrics (default: each "
                       "run's config.eval.metrics)")
+  parser.add_argument('--live_g', action='store_true',
+                      help='also score the live G of each run that keeps an EMA (a row of '
+                           'its own: what the EMA buys, from the same training)')
+  parser.add_argument('--dry_run', action='store_true',
+                      help='check every config and override, print the train commands, stop')
   args = parser.parse_args(argv)
   try:
     study = Study(args.out, args.configs, Budget.parse(args.budget), args.set,
                   [parse_cores(c) for c in args.cores] or [None], args.curve_every,
                   args.curve_samples, args.curve_reference, args.num_samples, args.reference,
-                  args.metrics)
+                  args.metrics, args.live_g)
   except (ValueError, KeyError, FileNotFoundError) as error:
     parser.error(str(error))
+  if args.dry_run:
+    print('\n'.join(shlex.join(['python', *study.train_args(spec)]) for spec in study.specs))
+    return
   study.run()
   print((args.out / 'study.md').read_text())
 

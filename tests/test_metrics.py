@@ -109,7 +109,11 @@ def test_jax_features_equal_the_reference_torchscript(tmp_path):
   arrays = dict(np.load(weights.convert(Path(TORCHSCRIPT).read_bytes(), tmp_path / 'w.npz')))
   assert sum(k.endswith('/kernel') for k in arrays) == 94
   images = data.read_binary(os.environ[data.ENV_DIR], 'test')[0][:6]  # Real CIFAR-10.
-  ours = inception.FeatureExtractor(batch_size=4, arrays=arrays)(images)  # Padded last batch.
+  # Padded last batch; XLA's convolutions everywhere, and the CPU's Winograd path.
+  ours = inception.FeatureExtractor(batch_size=4, arrays=arrays, fast=False)(images)
+  fast = inception.FeatureExtractor(batch_size=4, arrays=arrays, fast=True)(images)
+  # The same features to float32 rounding (~1e-6 of their scale measured; 1e-5 allowed).
+  np.testing.assert_allclose(fast, ours, atol=1e-5 * np.abs(ours).max())
 
   # The reference: TF1 resize_bilinear as grid_sample sampling source pixel j * 32 / 299,
   # then (x - 128) / 128, through the TorchScript itself.
@@ -125,6 +129,7 @@ def test_jax_features_equal_the_reference_torchscript(tmp_path):
     reference = torch.jit.load(TORCHSCRIPT).eval()((resized - 128) / 128).numpy()
   assert ours.shape == (6, 2048) and ours.dtype == np.float32
   np.testing.assert_allclose(ours, reference, atol=1e-4)
+  np.testing.assert_allclose(fast, reference, atol=1e-4)
 
 
 def test_image_sets_from_npz_and_their_errors(tmp_path):

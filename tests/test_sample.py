@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gan import loop, sample, visualize
+from gan.sampling import Sampling
 from gan.metrics import fid
 
 
@@ -179,3 +180,24 @@ def test_the_ema_is_sampled_with_its_own_statistics_as_the_run_or_the_flag_says(
                '--g_statistics', 'running'])
   assert not np.array_equal(iio.imread(tmp_path / 's' / 'grid.png'),
                             iio.imread(tmp_path / 'r' / 'grid.png'))
+
+
+def test_the_live_g_of_an_ema_run_is_scored_apart(run, conditional_run):
+  """`gan.evaluate --live_g`: the same training's last iterate, recorded as such and kept
+  out of the run's own row by gan.compare (its own row with live_g)."""
+  from gan import compare, evaluate
+  ema = evaluate.evaluate_run(run, 20, 'test', metric_names=['recognisability'])
+  live = evaluate.evaluate_run(run, 20, 'test', metric_names=['recognisability'], live_g=True)
+  assert 'eval/g_weights' not in ema and live['eval/g_weights'] == 'live'
+  config, networks, state = evaluate.load_run(run)
+  sampled = [Sampling(config, networks, ema=ema).variables(state)['params'] for ema in (1, 0)]
+  assert jax.tree.leaves(sampled[0])[0].tolist() != jax.tree.leaves(sampled[1])[0].tolist()
+  np.testing.assert_array_equal(jax.tree.leaves(sampled[1])[0],
+                                jax.tree.leaves(state.g.params)[0])
+  own, apart = compare.summarize_run(run), compare.summarize_run(run, live_g=True)
+  assert own['class entropy'] == ema['eval/class_entropy']
+  assert apart['class entropy'] == live['eval/class_entropy']
+  assert apart['run'].endswith('(live G)') and 'EMA' not in apart['design']
+  with pytest.raises(ValueError, match='keeps no EMA'):
+    evaluate.evaluate_run(conditional_run, 20, 'test', metric_names=['recognisability'],
+                          live_g=True)

@@ -72,7 +72,7 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
     kw = dict(curve_every='1 epoch', curve_samples=20, curve_reference='test')
   else:
     kw = dict(curve_every='', metrics='recognisability')
-  s = _study(tmp_path, tiny_cifar_dir, num_samples=24, reference='test', **kw)
+  s = _study(tmp_path, tiny_cifar_dir, num_samples=24, reference='test', live_g=True, **kw)
   s.budget = study.Budget.parse('1 epochs')
   s.run()
   first = {spec: [r['step'] for r in visualize.read_metrics(s.workdir(spec) / 'metrics.jsonl')
@@ -91,8 +91,12 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
     assert [r['step'] for r in train] == list(range(1, 2 * per_epoch + 1))
     assert train[-1]['epoch'] == pytest.approx(2)  # The budget, not the config's 100 epochs.
     evals = [(r['step'], r['eval/num_samples'], r['eval/reference']) for r in records
-             if 'eval/num_samples' in r]
+             if 'eval/num_samples' in r and 'eval/g_weights' not in r]
     final = [(per_epoch, 24, 'cifar10:test'), (2 * per_epoch, 24, 'cifar10:test')]
+    # cpu_dcgan keeps an EMA: its live G is scored too, by the table's protocol.
+    live = [(r['step'], r['eval/num_samples']) for r in records
+            if r.get('eval/g_weights') == 'live']
+    assert live == ([(per_epoch, 24), (2 * per_epoch, 24)] if 'cpu_dcgan' in spec else [])
     if TORCHSCRIPT:  # The curve: every kept checkpoint once.
       curve = [(step, 20, 'cifar10:test') for step in (per_epoch, 2 * per_epoch)]
       assert sorted(evals) == sorted(curve + final)
@@ -109,7 +113,9 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
   assert (out / 'study.png').is_file()
   assert (out / 'study_fid.png').is_file() == bool(TORCHSCRIPT)
   rows = json.loads((out / 'study.json').read_text())
-  assert [row['run'] for row in rows] == ['recap-smoke', 'cpu_dcgan-smoke']
+  assert [row['run'] for row in rows] == ['recap-smoke', 'cpu_dcgan-smoke',
+                                         'cpu_dcgan-smoke (live G)']
+  assert rows[1]['design'].endswith('EMA') and not rows[2]['design'].endswith('EMA')
   assert all(row['img/s'] > 0 and row['kimg'] > 0 for row in rows)
 
   # Rerun at the same budget: nothing trains or evaluates again.
@@ -118,3 +124,14 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
   s.run()
   assert _train_commands(tmp_path) == commands
   assert before == {spec: (s.workdir(spec) / 'metrics.jsonl').read_text() for spec in SPECS}
+
+
+def test_a_dry_run_prints_the_commands_and_trains_nothing(tmp_path, capsys):
+  study.main(['--out', str(tmp_path / 's'), '--budget', '2 min cpu', '--dry_run',
+              'configs/recap.py', 'configs/cpu_dcgan.py:no_ema'])
+  lines = capsys.readouterr().out.splitlines()
+  assert len(lines) == 2
+  assert lines[1].startswith(f'python train.py --config configs/cpu_dcgan.py:no_ema '
+                             f'--workdir {tmp_path / "s" / "runs" / "cpu_dcgan-no_ema"}')
+  assert '--config.train.time_budget_clock=cpu' in lines[0]
+  assert not (tmp_path / 's').exists()

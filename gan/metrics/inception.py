@@ -21,6 +21,7 @@ import tqdm
 
 from gan import parallel
 from gan.metrics import weights
+from gan.ops import winograd
 
 Array = jax.Array
 SIZE = 299
@@ -80,25 +81,33 @@ def _avg_pool_exclude_pad(x):
   return sums / counts[None, :, :, None]
 
 
-def _conv2d(x: Array, kernel: Array, stride: int, padding) -> Array:
+def _conv2d(x: Array, kernel: Array, stride: int, padding, fast: bool) -> Array:
   """NHWC convolution; the 1x1 ones (40 of the 94) as a plain matmul, which XLA:CPU runs
-  faster with equal outputs (docs/performance.md)."""
+  faster with equal outputs (docs/performance.md); with `fast`, the wide 3x3 stride-1 ones
+  (the stem's three, the mixed blocks', two thirds of the network's multiplies) by
+  Winograd's F(4x4, 3x3) (`gan.ops.winograd`: 4x fewer multiplies, float32 rounding)."""
   taps_h, taps_w, channels, features = kernel.shape
   if taps_h == taps_w == stride == 1:
     batch, height, width, _ = x.shape
     return (x.reshape(-1, channels) @ kernel.reshape(channels, features)).reshape(
         batch, height, width, features)
+  if fast and stride == 1 and taps_h == taps_w == 3 and channels >= winograd.MIN_IN_FEATURES:
+    return winograd.winograd_conv(x, kernel, list(padding))
   return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def make_network(static: dict):
-  """params -> (x [N, 299, 299, 3] -> features [N, 2048])."""
+def make_network(static: dict, fast: bool | None = None):
+  """params -> (x [N, 299, 299, 3] -> features [N, 2048]). `fast` (default: on the CPU)
+  runs the wide 3x3 convolutions by Winograd's algorithm; False keeps XLA's convolution
+  everywhere (the exact-tap reference the fast path is tested against)."""
+  if fast is None:
+    fast = jax.default_backend() == 'cpu'
 
   def forward(params: dict, x: Array) -> Array:
     def conv(path, x):
       stride, padding = static[path]
-      y = _conv2d(x, params[path]['kernel'], stride, padding)
+      y = _conv2d(x, params[path]['kernel'], stride, padding, fast)
       return jax.nn.relu(y + params[path]['bias'])
 
     def chain(path, x, length):
@@ -145,9 +154,9 @@ class FeatureExtractor:
   multiple of the device count), each batch split over every device (`parallel.OverMesh`)."""
 
   def __init__(self, batch_size: int = 25, arrays: dict[str, np.ndarray] | None = None,
-               mesh=None):
+               mesh=None, fast: bool | None = None):
     params, static = prepare_params(arrays if arrays is not None else weights.load())
-    network = make_network(static)
+    network = make_network(static, fast)
     self._features = parallel.OverMesh(
         lambda params, images: network(params, preprocess(images)), mesh)
     self.batch_size = self._features.batch_size(batch_size)
