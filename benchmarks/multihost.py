@@ -105,7 +105,7 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
 
 def train_records(workdir: Path) -> list[dict]:
   """The per-step records of a run's metrics.jsonl, without its timings."""
-  return [{k: v for k, v in r.items() if k not in ('img_per_sec', 'time_s')}
+  return [{k: v for k, v in r.items() if k not in ('img_per_sec', 'time_s', 'cpu_s')}
           for r in visualize.read_metrics(workdir / 'metrics.jsonl') if 'G/loss' in r]
 
 

@@ -30,8 +30,7 @@ EMA buys, from the same training). The reference statistics are computed once fi
 all the cores given.
 
 `<out>/study.md` gets the table (budget, cores, img/s, images shown, quality) and the
-commands, `<out>/study.png` the last grids side by side, `<out>/study_fid.png` FID against
-images shown and against training time (`gan.compare`'s, on the study's runs).
+command, `study.png` the last grids, `study_fid.png` FID against images and time.
 """
 
 import argparse
@@ -44,57 +43,10 @@ import sys
 import threading
 from pathlib import Path
 
-from gan import atomic, checkpoint, compare, config_files, visualize
+from gan import atomic, checkpoint, compare, config_files, state, visualize
+from gan.budget import Budget
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-  """How long every run of a study trains: `amount` of 'min', 'min cpu' or 'epochs'."""
-  amount: float
-  unit: str
-
-  @classmethod
-  def parse(cls, text: str) -> 'Budget':
-    number, _, unit = text.strip().partition(' ')
-    unit = ' '.join(unit.split())
-    try:
-      amount = float(number)
-    except ValueError:
-      amount = -1.0
-    if unit not in ('min', 'min cpu', 'epochs') or amount <= 0:
-      raise ValueError(f"Budget {text!r}: give 'N min', 'N min cpu' or 'N epochs' with N > 0.")
-    if unit == 'epochs' and amount != int(amount):
-      raise ValueError(f'Budget {text!r}: a whole number of epochs.')
-    return cls(amount, unit)
-
-  def __str__(self) -> str:
-    epochs = int(self.amount)
-    return {'min': f'{self.amount:g} min', 'min cpu': f'{self.amount:g} min of CPU time',
-            'epochs': f'{epochs} epoch{"s" if epochs > 1 else ""}'}[self.unit]
-
-  def overrides(self) -> list[str]:
-    """The train.py settings that stop a run at the budget."""
-    if self.unit == 'epochs':
-      return [f'train.num_epochs={int(self.amount)}']
-    return [f'train.time_budget_minutes={self.amount:g}',
-            f'train.time_budget_clock={"cpu" if self.unit == "min cpu" else "wall"}']
-
-  def spent(self, workdir: Path) -> bool:
-    """Whether the run in `workdir` trained to the budget (or to its config's end)."""
-    path = workdir / 'metrics.jsonl'
-    if not (workdir / 'config.json').is_file() or not path.is_file():
-      return False
-    records = [r for r in visualize.read_metrics(path) if 'G/loss' in r]
-    if not records:
-      return False
-    config = config_files.read_run_config(workdir)
-    epochs = self.amount if self.unit == 'epochs' else config.train.num_epochs
-    if records[-1]['epoch'] >= epochs - 1e-9:
-      return True
-    key = {'min': 'time_s', 'min cpu': 'cpu_s'}.get(self.unit)
-    return key is not None and records[-1].get(key, 0.0) >= 60 * self.amount
 
 
 def run_name(spec: str) -> str:
@@ -238,7 +190,7 @@ class Study:
       asks += [(step, self.curve_samples, self.curve_reference, 'fid,kid', False)
                for step in steps]
     asks.append((steps[-1], self.num_samples, self.reference, self.metrics, False))
-    if self.live_g and _keeps_ema(config):
+    if self.live_g and state.keeps_g_ema(config):
       asks.append((steps[-1], self.num_samples, self.reference, self.metrics, True))
     for step, num_samples, reference, metrics, live in asks:
       if (step, num_samples, f'{dataset}:{reference}', live) in done:
@@ -254,7 +206,7 @@ class Study:
     for spec in specs:
       rows.append(compare.summarize_run(self.workdir(spec)))
       row_specs.append(spec)
-      if self.live_g and _keeps_ema(config_files.read_run_config(self.workdir(spec))):
+      if self.live_g and state.keeps_g_ema(config_files.read_run_config(self.workdir(spec))):
         rows.append(compare.summarize_run(self.workdir(spec), live_g=True))
         row_specs.append(spec)
     path = self.out / 'lanes.json'
@@ -293,7 +245,7 @@ class Study:
     return table
 
   def argv(self) -> list[str]:
-    args = ['--out', str(self.out), '--budget', _budget_text(self.budget)]
+    args = ['--out', str(self.out), '--budget', self.budget.text()]
     for setting in self.overrides:
       args += ['--set', setting]
     for cores in self.lanes:
@@ -305,15 +257,6 @@ class Study:
       if getattr(self, name) != defaults[name].default:
         args += [f'--{name}', str(getattr(self, name))]
     return args + (['--live_g'] if self.live_g else []) + self.specs
-
-
-def _keeps_ema(config) -> bool:
-  from gan import state  # The EMA's settings are read where the state reads them.
-  return state.keeps_g_ema(config)
-
-
-def _budget_text(budget: Budget) -> str:
-  return f'{budget.amount:g} {budget.unit}'
 
 
 def _cores_text(cores: frozenset[int]) -> str:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gan import study, visualize
+from gan import budget, study, visualize
 from gan.metrics import weights
 
 TORCHSCRIPT = os.environ.get('GAN_FID_TORCHSCRIPT', '')
@@ -14,14 +14,14 @@ SPECS = ['configs/recap.py:smoke', 'configs/cpu_dcgan.py:smoke']
 
 
 def test_budgets_parse_into_the_settings_that_stop_a_run():
-  assert study.Budget.parse('150 min cpu').overrides() == [
+  assert budget.Budget.parse('150 min cpu').overrides() == [
       'train.time_budget_minutes=150', 'train.time_budget_clock=cpu']
-  assert study.Budget.parse('2.5  min').overrides() == [
+  assert budget.Budget.parse('2.5  min').overrides() == [
       'train.time_budget_minutes=2.5', 'train.time_budget_clock=wall']
-  assert study.Budget.parse('100 epochs').overrides() == ['train.num_epochs=100']
+  assert budget.Budget.parse('100 epochs').overrides() == ['train.num_epochs=100']
   for bad in ('150', 'ten min', '-1 min', '0 epochs', '1.5 epochs', '3 kimg'):
     with pytest.raises(ValueError, match='Budget'):
-      study.Budget.parse(bad)
+      budget.Budget.parse(bad)
 
 
 def test_names_and_cores():
@@ -34,7 +34,7 @@ def test_names_and_cores():
 
 def test_a_command_runs_pinned_to_its_lane(tmp_path):
   core = min(os.sched_getaffinity(0))
-  s = study.Study(tmp_path, SPECS[:1], study.Budget.parse('1 epochs'))
+  s = study.Study(tmp_path, SPECS[:1], budget.Budget.parse('1 epochs'))
   s._command(['-c', 'import os; print("affinity", sorted(os.sched_getaffinity(0)))'],
              frozenset({core}), tmp_path / 'pinned.log')
   assert f'affinity [{core}]' in (tmp_path / 'pinned.log').read_text()
@@ -42,17 +42,17 @@ def test_a_command_runs_pinned_to_its_lane(tmp_path):
 
 def test_a_typo_fails_before_anything_trains(tmp_path):
   with pytest.raises(KeyError, match='num_epoch'):
-    study.Study(tmp_path, SPECS, study.Budget.parse('2 epochs'), ['train.num_epoch=3'])
+    study.Study(tmp_path, SPECS, budget.Budget.parse('2 epochs'), ['train.num_epoch=3'])
   with pytest.raises(ValueError, match='variant'):
-    study.Study(tmp_path, ['configs/recap.py:nope'], study.Budget.parse('2 epochs'))
+    study.Study(tmp_path, ['configs/recap.py:nope'], budget.Budget.parse('2 epochs'))
   with pytest.raises(ValueError, match='twice'):
-    study.Study(tmp_path, SPECS + SPECS[:1], study.Budget.parse('2 epochs'))
+    study.Study(tmp_path, SPECS + SPECS[:1], budget.Budget.parse('2 epochs'))
   assert not (tmp_path / 'runs').exists()
 
 
 def _study(tmp_path, tiny_cifar_dir, **kw):
   lanes = sorted(os.sched_getaffinity(0))[:2]
-  return study.Study(tmp_path / 'study', SPECS, study.Budget.parse('2 epochs'),
+  return study.Study(tmp_path / 'study', SPECS, budget.Budget.parse('2 epochs'),
                      [f'data.dir={tiny_cifar_dir}'], [frozenset({c}) for c in lanes], **kw)
 
 
@@ -73,11 +73,11 @@ def test_a_study_trains_each_design_pinned_scores_it_and_resumes(tmp_path, tiny_
   else:
     kw = dict(curve_every='', metrics='recognisability')
   s = _study(tmp_path, tiny_cifar_dir, num_samples=24, reference='test', live_g=True, **kw)
-  s.budget = study.Budget.parse('1 epochs')
+  s.budget = budget.Budget.parse('1 epochs')
   s.run()
   first = {spec: [r['step'] for r in visualize.read_metrics(s.workdir(spec) / 'metrics.jsonl')
                   if 'G/loss' in r] for spec in SPECS}
-  s.budget = study.Budget.parse('2 epochs')
+  s.budget = budget.Budget.parse('2 epochs')
   s.run()
   out = tmp_path / 'study'
   lanes = json.loads((out / 'lanes.json').read_text())
